@@ -1,0 +1,1 @@
+"""The ``liteseg`` command line: ``liteseg <command> ...`` (see ``liteseg --help``)."""

@@ -1,0 +1,18 @@
+"""Exceptions with messages that name the file, the problem and what to do."""
+from __future__ import annotations
+
+
+class LitesegError(Exception):
+    """Base class for errors liteseg reports to users (the CLI prints them without a traceback)."""
+
+
+class FormatError(LitesegError):
+    """A model file is missing, truncated, corrupt or of an unsupported kind."""
+
+
+class UnsafePickleError(FormatError):
+    """A pickle asked for a Python object outside the allow-list (possibly malicious)."""
+
+
+class ArchitectureError(LitesegError):
+    """Weights do not fit the requested or recovered architecture (shape/class-count mismatch)."""

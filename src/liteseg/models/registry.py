@@ -1,0 +1,35 @@
+"""Model registry: ``@register_model`` entrypoints, ``create_model`` and ``list_models`` (timm style)."""
+from __future__ import annotations
+
+import fnmatch
+from typing import Any, Callable
+
+from torch import nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register a model entrypoint under its function name."""
+    if fn.__name__ in _MODELS:
+        raise ValueError(f"model {fn.__name__!r} is already registered")
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Sorted names of the registered models matching a shell-style ``pattern``."""
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def model_entrypoint(name: str) -> Callable[..., nn.Module]:
+    """The entrypoint of a registered model; a clear error lists the known names otherwise."""
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}") from None
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Instantiate a registered model with randomly initialised (PaddleSeg-style) weights."""
+    return model_entrypoint(name)(**kwargs)
