@@ -1,0 +1,1 @@
+"""Inference, evaluation and training engines built on the models and backends."""

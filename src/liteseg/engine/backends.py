@@ -1,0 +1,128 @@
+"""One inference interface over PyTorch, ONNX Runtime and OpenVINO.
+
+A backend takes normalised float32 ``[N, 3, H, W]`` arrays and returns float32 logits ``[N, C, H, W]`` at the
+input size. Pre/post-processing lives in the callers (Segmenter, evaluator), driven by ``backend.meta``.
+Backends other than ``torch`` live in their own modules and register themselves on import.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import LitesegError
+from ..loading import LoadedModel, load
+from ..meta import ModelMeta
+
+
+class Backend(ABC):
+    """Runs a segmentation model: ``backend(x)`` maps normalised NCHW float32 to logits NCHW float32."""
+
+    name: str = ""
+
+    def __init__(self, meta: ModelMeta) -> None:
+        self.meta = meta
+
+    @abstractmethod
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Logits for a normalised batch."""
+
+    @property
+    def fixed_hw(self) -> tuple[int, int] | None:
+        """The only accepted (H, W), or None for any size."""
+        return self.meta.fixed_hw
+
+    def close(self) -> None:
+        """Release resources (sessions, threads)."""
+
+
+class TorchBackend(Backend):
+    """PyTorch eager (optionally fp16 on GPU / bf16 on CPU, channels_last)."""
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module, meta: ModelMeta, device: str | torch.device = "cpu",
+                 half: bool = False, threads: int | None = None) -> None:
+        super().__init__(meta)
+        self.device = torch.device(device)
+        if threads:
+            torch.set_num_threads(threads)
+        self.model = model.to(self.device).eval()
+        self.dtype = torch.float32
+        if half:
+            self.dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+
+    @torch.inference_mode()
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        if self.dtype != torch.float32:
+            with torch.autocast(self.device.type, dtype=self.dtype):
+                out = self.model(t)
+        else:
+            out = self.model(t)
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        return out.float().cpu().numpy()
+
+
+def _torch_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
+    loaded = resolve_model(source, meta)
+    return TorchBackend(loaded.model, loaded.meta, **options)
+
+
+BACKENDS: dict[str, Callable[..., Backend]] = {"torch": _torch_factory}
+# name -> module that registers it in BACKENDS on import (heavy or optional dependencies)
+_LAZY_BACKENDS = {"onnxruntime": "liteseg.engine.ort_backend", "openvino": "liteseg.engine.openvino_backend"}
+
+
+def register_backend(name: str, factory: Callable[..., Backend]) -> None:
+    """Make ``create_backend(..., backend=name)`` use ``factory(source, meta=None, **options)``."""
+    BACKENDS[name] = factory
+
+
+def available_backends() -> list[str]:
+    """Backends whose dependencies are installed."""
+    names = ["torch"]
+    for name, module in _LAZY_BACKENDS.items():
+        try:
+            importlib.import_module(module)
+            names.append(name)
+        except ImportError:
+            pass
+    return names
+
+
+def resolve_model(source: Any, meta: ModelMeta | None = None) -> LoadedModel:
+    """nn.Module, LoadedModel or any path ``liteseg.load`` accepts -> LoadedModel."""
+    if isinstance(source, LoadedModel):
+        return source
+    if isinstance(source, nn.Module):
+        meta = meta or getattr(source, "meta", None)
+        if meta is None:
+            config = getattr(source, "config", {})
+            meta = ModelMeta(arch=type(source).__name__, num_classes=config.get("num_classes", 0), config=config,
+                             trained=False)
+        from ..loading import LoadReport
+
+        return LoadedModel(source.eval(), meta, LoadReport())
+    if isinstance(source, (str, os.PathLike)):
+        return load(source)
+    raise LitesegError(f"cannot make a model from a {type(source).__name__}; pass a path, nn.Module or LoadedModel")
+
+
+def create_backend(source: Any, backend: str = "torch", meta: ModelMeta | None = None, **options: Any) -> Backend:
+    """A ready backend for ``source`` (path, nn.Module or LoadedModel); ``options`` go to the backend."""
+    if backend not in BACKENDS and backend in _LAZY_BACKENDS:
+        try:
+            importlib.import_module(_LAZY_BACKENDS[backend])
+        except ImportError as e:
+            raise LitesegError(f"backend {backend!r} needs an optional dependency that is missing ({e.name}); "
+                               f"install it with: pip install 'liteseg[{backend}]'") from None
+    if backend not in BACKENDS:
+        raise LitesegError(f"unknown backend {backend!r}; choose one of {sorted(set(BACKENDS) | set(_LAZY_BACKENDS))}")
+    return BACKENDS[backend](source, meta=meta, **options)
