@@ -56,8 +56,8 @@ def markdown_report(result: EvalResult, model: str, dataset: str, notes: str = "
                      f"{m['class_recall'][i]:.4f} | {m['class_dice'][i]:.4f} |"
                      for i, name in enumerate(result.class_names))
     absent = ", ".join(result.class_names[i] for i in m["absent_classes"]) or "none"
-    rule = ("excluded from the means" if m["exclude_absent"]
-            else "counted with IoU 0 in the means (PaddleSeg 2.8.0)")
+    rule = ("Such classes are left out of the means." if m["exclude_absent"]
+            else "Such classes count as IoU 0 in the means, as in PaddleSeg 2.8.0.")
     text = f"""# Evaluation report
 
 | | |
@@ -78,7 +78,7 @@ def markdown_report(result: EvalResult, model: str, dataset: str, notes: str = "
 | {m['miou']:.4f} | {m['acc']:.4f} | {m['kappa']:.4f} | {m['mdice']:.4f} | {m['mean_precision']:.4f} | \
 {m['mean_recall']:.4f} | {m['num_pixels']} |
 
-Classes absent from both predictions and labels: {absent} ({rule}).
+Classes absent from both predictions and labels: {absent}. {rule}
 
 | class | IoU | precision | recall | Dice |
 |---|---|---|---|---|
