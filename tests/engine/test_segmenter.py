@@ -160,3 +160,34 @@ def test_segmenter_backends_agree_with_torch(small_model, backend):
     other = liteseg.Segmenter(small_model, backend=backend, meta=meta, logits=True)(rgb)
     assert np.abs(other.logits - torch_result.logits).max() < 1e-4
     np.testing.assert_array_equal(other.labels, torch_result.labels)
+
+
+def test_tiled_prediction_equals_a_reference_window_average(small_model):
+    rgb = np.random.RandomState(6).randint(0, 255, (70, 100, 3), dtype=np.uint8)
+    seg = liteseg.Segmenter(small_model, logits=True, tile="64x48,40x30")
+    result = seg(rgb)
+    x = torch.from_numpy(((rgb / 255.0 - 0.5) / 0.5).astype(np.float32).transpose(2, 0, 1)[None].copy())
+    total = torch.zeros(1, 5, 70, 100, dtype=torch.float64)
+    count = torch.zeros(1, 1, 70, 100, dtype=torch.float64)
+    for y1 in (0, 22):  # rows: ceil((70-48)/30)+1 = 2 windows, the last shifted back inside
+        for x1 in (0, 36):  # cols: ceil((100-64)/40)+1 = 2
+            with torch.no_grad():
+                total[..., y1:y1 + 48, x1:x1 + 64] += small_model(x[..., y1:y1 + 48, x1:x1 + 64])
+            count[..., y1:y1 + 48, x1:x1 + 64] += 1
+    expected = (total / count).float()[0].numpy()
+    assert np.abs(result.logits - expected).max() < 1e-4
+    np.testing.assert_array_equal(result.labels, expected.argmax(0))
+
+
+def test_tile_cli_option(small_model, tmp_path):
+    from liteseg.cli.main import main
+    from liteseg.formats.native import save_native
+
+    model_path = tmp_path / "m.safetensors"
+    save_native(model_path, small_model.state_dict(), {"arch": "pp_liteseg_t", "config": small_model.config,
+                                                        "meta": {}})
+    Image.fromarray(np.random.RandomState(7).randint(0, 255, (70, 100, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    assert main(["predict", str(tmp_path / "a.png"), "--model", str(model_path), "-o", str(tmp_path / "o"),
+                 "--tile", "64x48,40x30", "--save", "labels"]) == 0
+    expected = liteseg.Segmenter(str(model_path), tile="64x48,40x30")(tmp_path / "a.png").labels
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "o" / "labels" / "a.png")), expected)

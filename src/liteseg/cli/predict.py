@@ -42,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (same-size images)")
     p.add_argument("--threads", type=int, help="CPU threads for the backend")
+    p.add_argument("--tile", metavar="CROP,STRIDE",
+                   help="sliding-window prediction for very large images, e.g. 1024x512,768x384 (logits averaged)")
     p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU where the backend supports it")
     p.set_defaults(func=run)
 
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     list_sources(args.source)  # fail early on a missing source or an empty folder
     model = args.model or default_model()
     seg = Segmenter(model, backend=args.backend, device=args.device, probs=args.save_probs,
-                    batch_size=args.batch_size, half=args.half, threads=args.threads)
+                    batch_size=args.batch_size, half=args.half, threads=args.threads, tile=args.tile)
     if args.cityscapes_ids and seg.meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
         raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {seg.meta.num_classes}")
     out_dir = prepare_output_dir(args.output, "runs/predict", exist_ok=args.exist_ok)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 from PIL import Image
 
 from ..errors import LitesegError
@@ -15,7 +16,8 @@ from ..meta import ModelMeta
 from ..utils.io import atomic_path
 from .backends import Backend, create_backend
 from .inputs import as_rgb
-from .preprocess import resize_bilinear, resize_image, resize_labels
+from . import tta
+from .preprocess import normalize, resize_bilinear, resize_image, resize_labels
 from .visualize import colorize, overlay
 
 log = logging.getLogger("liteseg")
@@ -99,7 +101,8 @@ class Segmenter:
 
     ``model``: a path ``liteseg.load`` accepts (or an ``.onnx`` for ONNX Runtime), an ``nn.Module``, a
     ``LoadedModel`` or a ready ``Backend``. Preprocessing comes from the model's metadata: normalisation,
-    and a resize to the fixed input size of fixed-shape models (logits are resized back).
+    and a resize to the fixed input size of fixed-shape models (logits are resized back). ``tile="CROP,STRIDE"``
+    (e.g. ``"1024x512,768x384"``) predicts very large images window by window and averages the logits.
 
     >>> seg = Segmenter("model.safetensors")            # doctest: +SKIP
     >>> result = seg("street.jpg"); result.labels.shape  # doctest: +SKIP
@@ -108,6 +111,7 @@ class Segmenter:
     def __init__(self, model: Any, backend: str = "torch", device: str | None = None,
                  channel_order: str = "rgb", probs: bool = False, logits: bool = False,
                  keep_image: bool = True, batch_size: int = 1, half: bool = False, threads: int | None = None,
+                 tile: str | tuple[tuple[int, int], tuple[int, int]] | None = None,
                  meta: ModelMeta | None = None) -> None:
         if isinstance(model, Backend):
             self.backend = model
@@ -119,6 +123,10 @@ class Segmenter:
         if (probs and kind == "labels") or (logits and kind != "logits"):
             raise LitesegError(f"this model outputs {kind}, so {'probabilities' if probs else 'logits'} are not "
                                f"available; export it with --output logits")
+        self.tile = tta.parse_slide(tile) if isinstance(tile, str) else tile
+        if self.tile and (kind != "logits" or self.backend.takes_images):
+            raise LitesegError("tiled (sliding-window) prediction needs a model that outputs logits from float "
+                               "input; export it with --output logits and without --include-preprocess")
         self.channel_order = channel_order
         self.want_probs, self.want_logits, self.keep_image = probs, logits, keep_image
         self.batch_size = max(1, int(batch_size))
@@ -166,10 +174,18 @@ class Segmenter:
             start = end
         return results
 
+    def _tiled(self, image: np.ndarray) -> np.ndarray:
+        """Logits of one image from overlapping windows (PaddleSeg's slide inference)."""
+        x = torch.from_numpy(normalize(image, self.meta))
+        return tta.slide_inference(lambda t: torch.from_numpy(self.backend(t.numpy())), x, *self.tile).numpy()
+
     def _run(self, images: Sequence[np.ndarray]) -> list[SegResult]:
         target = self.target_hw
-        batch = np.stack([resize_image(img, target) if target else img for img in images])
-        outputs = self.backend.run_images(batch)
+        if self.tile:
+            outputs = np.concatenate([self._tiled(img) for img in images])
+        else:
+            outputs = self.backend.run_images(np.stack([resize_image(img, target) if target else img
+                                                        for img in images]))
         kind = self.backend.output_kind
         results = []
         for img, out in zip(images, outputs):
