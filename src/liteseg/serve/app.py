@@ -154,7 +154,10 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(ApiError(exc.status_code, code, str(exc.detail), dict(exc.headers or {})))
+        message = {404: f"no endpoint at {request.url.path}; the API is listed at /docs",
+                   405: f"{request.method} is not allowed on {request.url.path}; the API is listed at /docs",
+                   }.get(exc.status_code, str(exc.detail))
+        return error_response(ApiError(exc.status_code, code, message, dict(exc.headers or {})))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -292,7 +295,7 @@ def _render_png(result: SegResult, fmt: str, alpha: float) -> bytes:
 
 
 def _model_name(config: ServeConfig, seg: Segmenter) -> str:
-    return Path(config.model).name if config.model else f"default ({seg.meta.arch})"
+    return Path(config.model or seg.meta.source or seg.meta.arch).name
 
 
 def _version() -> str:
