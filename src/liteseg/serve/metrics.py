@@ -52,9 +52,6 @@ class Counter(_Metric):
         with self._lock:
             self._values[labels] = self._values.get(labels, 0.0) + amount
 
-    def value(self, *labels: str) -> float:
-        return self._values.get(labels, 0.0)
-
     def render(self) -> list[str]:
         with self._lock:
             items = sorted(self._values.items())
@@ -94,6 +91,7 @@ class Histogram(_Metric):
             series[-1] += value
 
     def count(self, *labels: str) -> int:
+        """Observations made for these label values."""
         return int(self._series.get(labels, [0.0, 0.0])[-2])
 
     def render(self) -> list[str]:
