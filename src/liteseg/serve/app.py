@@ -314,4 +314,5 @@ def config_to_env(config: ServeConfig) -> str:
 
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` worker processes: the configuration comes from the environment."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     return create_app(ServeConfig(**json.loads(os.environ.get(CONFIG_ENV, "{}"))))
