@@ -97,7 +97,7 @@ def test_size_limits_are_413(start_server):
 
 
 def test_full_queue_is_503_with_retry_after(start_server):
-    url = start_server(max_batch=8, max_wait_ms=1500, max_queue=2)
+    url = start_server(max_batch=8, max_wait_ms=3000, max_queue=2)
     answers: list[httpx.Response] = []
     clients = [threading.Thread(target=lambda: answers.append(_post(url, content=GOOD,
                                                                     headers={"Content-Type": "image/png"})))
@@ -116,3 +116,31 @@ def test_full_queue_is_503_with_retry_after(start_server):
     assert [a.status_code for a in answers] == [200, 200]
     _assert_serving(url)
     assert 'liteseg_errors_total{code="queue_full"} 1' in httpx.get(f"{url}/metrics").text
+
+
+def test_uploads_still_arriving_count_against_the_queue(start_server):
+    url = start_server(max_queue=1)
+    sent_first_part, release = threading.Event(), threading.Event()
+
+    def slow_body():
+        yield GOOD[:100]
+        sent_first_part.set()
+        release.wait(20)
+        yield GOOD[100:]
+
+    answers: list[httpx.Response] = []
+    slow = threading.Thread(target=lambda: answers.append(_post(url, content=slow_body(),
+                                                                headers={"Content-Type": "image/png"})))
+    slow.start()
+    try:
+        assert sent_first_part.wait(10)
+        deadline = time.monotonic() + 10
+        while (refused := _post(url, content=GOOD, headers={"Content-Type": "image/png"})).status_code != 503:
+            assert time.monotonic() < deadline, "a second upload was admitted while the first was still arriving"
+            time.sleep(0.05)
+        _assert_error(refused, 503, "queue_full")
+    finally:
+        release.set()
+        slow.join(30)
+    assert answers[0].status_code == 200
+    _assert_serving(url)

@@ -46,7 +46,7 @@ def test_serve_answers_then_sigterm_lets_in_flight_requests_finish(serve_model_f
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "liteseg", "serve", "--model", str(serve_model_file), "--port", str(port),
-         "--max-batch", "8", "--max-wait-ms", "1500", "--threads", "1"],
+         "--max-batch", "8", "--max-wait-ms", "4000", "--threads", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         _wait_ready(url, proc)
@@ -59,7 +59,7 @@ def test_serve_answers_then_sigterm_lets_in_flight_requests_finish(serve_model_f
         for thread in clients:
             thread.start()
         deadline = time.monotonic() + 10
-        while httpx.get(f"{url}/readyz").json()["queue"] < 3:  # all three wait in the batcher (1.5 s)
+        while httpx.get(f"{url}/readyz").json()["queue"] < 3:  # all three wait in the batcher (4 s)
             assert time.monotonic() < deadline, "the requests never reached the queue"
             time.sleep(0.02)
         proc.send_signal(signal.SIGTERM)

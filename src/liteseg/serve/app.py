@@ -65,6 +65,7 @@ class _State:
         self.segmenter: Segmenter | None = None
         self.batcher: DynamicBatcher | None = None
         self.ready = False
+        self.admitted = 0  # /v1/segment requests being read, decoded, segmented or encoded
 
 
 class _MetricsMiddleware:
@@ -113,8 +114,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = None) -> FastAPI:
     """The API for ``segmenter`` (or the model in ``config``, loaded at startup), batching as ``config`` says."""
     config = config or ServeConfig()
-    metrics = ServeMetrics(lambda: state.batcher.pending if state.batcher else 0)
     state = _State()
+    metrics = ServeMetrics(lambda: state.batcher.pending if state.batcher else 0)
     index_html = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
 
     @asynccontextmanager
@@ -131,6 +132,8 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
         finally:
             state.ready = False
             await run_in_threadpool(state.batcher.close)
+            if segmenter is None:  # loaded here, so released here
+                seg.backend.close()
 
     app = FastAPI(title="liteseg", version=_version(), lifespan=lifespan,
                   description="PP-LiteSeg semantic segmentation over HTTP. Errors are JSON: "
@@ -189,21 +192,26 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
     ) -> Response:
         """Send an image as multipart/form-data (field `image`) or as the raw body (Content-Type image/*)."""
         batcher = ready_batcher()
-        data = await read_upload(request, config.max_upload_bytes)
-        rgb, notes = await run_in_threadpool(decode_image, data, config.max_pixels)
+        if state.admitted >= config.max_queue:  # bounds uploads in memory too, not only images in the batcher
+            raise batcher.queue_full(state.admitted)
+        state.admitted += 1
         try:
-            result = await batcher.segment(rgb)
-        except ApiError:
-            raise
-        except Exception as e:
-            raise ApiError(500, "inference_failed", f"the model failed on this image ({type(e).__name__}: {e}); "
-                           "the server keeps running") from None
-        result.notes = notes
-        if fmt == "json":
-            body = await run_in_threadpool(result_json, result, rle, alpha if overlay else None)
-            return JSONResponse(body)
-        png = await run_in_threadpool(_render_png, result, fmt, alpha)
-        return Response(png, media_type="image/png")
+            data = await read_upload(request, config.max_upload_bytes)
+            rgb, notes = await run_in_threadpool(decode_image, data, config.max_pixels)
+            del data
+            try:
+                result = await batcher.segment(rgb)
+            except ApiError:
+                raise
+            except Exception as e:
+                raise ApiError(500, "inference_failed", f"the model failed on this image ({type(e).__name__}: "
+                               f"{e}); the server keeps running") from None
+            result.notes = notes
+            if fmt == "json":
+                return JSONResponse(await run_in_threadpool(result_json, result, rle, alpha if overlay else None))
+            return Response(await run_in_threadpool(_render_png, result, fmt, alpha), media_type="image/png")
+        finally:
+            state.admitted -= 1
 
     @app.get("/v1/model", response_model=ModelInfo, summary="The model being served")
     async def model_info() -> dict[str, Any]:

@@ -60,6 +60,12 @@ class DynamicBatcher:
     def running(self) -> bool:
         return not self._closed and self._thread.is_alive()
 
+    def queue_full(self, waiting: int) -> ApiError:
+        """The 503 for a request over the limit, with a ``Retry-After`` from the recent batch times."""
+        wait = max(1, math.ceil(waiting / self.max_batch * self._batch_seconds))
+        return ApiError(503, "queue_full", f"{waiting} images are already queued or running (limit {self.max_queue}, "
+                        f"--max-queue); retry after {wait} s", {"Retry-After": str(wait)})
+
     def submit(self, image: np.ndarray) -> Future:
         """Queue one RGB uint8 image; the future resolves to its ``SegResult``."""
         with self._lock:
@@ -67,9 +73,7 @@ class DynamicBatcher:
                 raise ApiError(503, "shutting_down", "the server is shutting down; retry on another instance",
                                {"Retry-After": "1"})
             if self._pending >= self.max_queue:
-                wait = max(1, math.ceil(self._pending / self.max_batch * self._batch_seconds))
-                raise ApiError(503, "queue_full", f"{self._pending} images are already queued (limit "
-                               f"{self.max_queue}, --max-queue); retry after {wait} s", {"Retry-After": str(wait)})
+                raise self.queue_full(self._pending)
             self._pending += 1
         job = _Job(image)
         self._queue.put(job)
