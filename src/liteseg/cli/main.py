@@ -9,7 +9,7 @@ import sys
 from ..errors import LitesegError
 
 # Each module registers one sub-command; order = order in ``liteseg --help``.
-COMMANDS = ["predict", "convert", "info", "serve"]
+COMMANDS = ["predict", "convert", "export", "info", "quantize", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:
