@@ -7,7 +7,11 @@ import time
 import httpx
 import pytest
 
-from .conftest import png_bytes, random_image
+from liteseg.engine.backends import Backend
+from liteseg.engine.segmenter import Segmenter
+from liteseg.serve.app import ServeConfig, create_app
+
+from .conftest import ThreadedServer, png_bytes, random_image
 
 GOOD = png_bytes(random_image(24, 32))
 
@@ -144,3 +148,27 @@ def test_uploads_still_arriving_count_against_the_queue(start_server):
         slow.join(30)
     assert answers[0].status_code == 200
     _assert_serving(url)
+
+
+class _FailsOnWidth13(Backend):
+    """The real model, except that it raises on 13-pixel-wide inputs."""
+
+    name = "flaky"
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner.meta)
+        self.inner = inner
+
+    def __call__(self, x):
+        if x.shape[-1] == 13:
+            raise RuntimeError("simulated out-of-memory")
+        return self.inner(x)
+
+
+def test_inference_failure_is_500_and_the_server_keeps_serving(segmenter):
+    flaky = Segmenter(_FailsOnWidth13(segmenter.backend))
+    with ThreadedServer(create_app(ServeConfig(), flaky)) as server:
+        error = _assert_error(_post(server.url, content=png_bytes(random_image(9, 13)),
+                                    headers={"Content-Type": "image/png"}), 500, "inference_failed")
+        assert "simulated out-of-memory" in error["message"]
+        _assert_serving(server.url)
