@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long the first image of a batch waits for more (default 5 ms)")
     p.add_argument("--max-queue", type=int, default=64,
-                   help="images queued or running per worker before 503 + Retry-After (default 64)")
+                   help="image requests being received, queued or segmented per worker before 503 + "
+                        "Retry-After (default 64)")
     p.add_argument("--max-pixels", type=int, default=4096 * 4096,
                    help="largest image (width x height) accepted, else 413 (default 16777216)")
     p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MiB, else 413 "
