@@ -84,3 +84,12 @@ def test_serve_rejects_bad_options_with_one_clear_line(tmp_path, capsys):
     assert "missing.safetensors: no such model file" in capsys.readouterr().err
     assert main(["serve", "--max-batch", "0"]) == 2
     assert "--max-batch must be at least 1" in capsys.readouterr().err
+
+
+def test_serve_without_the_extra_says_what_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    assert main(["serve"]) == 2
+    assert "needs uvicorn: pip install 'liteseg[serve]'" in capsys.readouterr().err
