@@ -1,5 +1,5 @@
 """liteseg: PP-LiteSeg in PyTorch, numerically equal to PaddleSeg, loadable from every Paddle artefact."""
-from .errors import ArchitectureError, FormatError, LitesegError, UnsafePickleError
+from .errors import ArchitectureError, DatasetError, FormatError, LitesegError, UnsafePickleError
 from .loading import LoadedModel, LoadReport, create_model, load
 from .engine.segmenter import Segmenter, SegResult
 from .meta import ModelMeta
@@ -8,6 +8,6 @@ from .models import list_models
 __version__ = "0.1.0"
 
 __all__ = [
-    "create_model", "list_models", "load", "Segmenter", "SegResult", "LoadedModel", "LoadReport", "ModelMeta", "LitesegError",
-    "FormatError", "ArchitectureError", "UnsafePickleError", "__version__",
+    "create_model", "list_models", "load", "Segmenter", "SegResult", "LoadedModel", "LoadReport", "ModelMeta",
+    "LitesegError", "FormatError", "ArchitectureError", "UnsafePickleError", "DatasetError", "__version__",
 ]

@@ -12,14 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from ..errors import FormatError, LitesegError
 from ..export.metadata import ExportInfo, load_onnx, read_metadata
 from ..meta import ModelMeta
 from .backends import Backend
-from .preprocess import resize_bilinear
+from .preprocess import resize_bilinear, resize_labels
 
 
 def open_graph(source: Any, meta: ModelMeta | None = None) -> tuple[Any, ModelMeta, ExportInfo, str]:
@@ -103,8 +101,5 @@ class OnnxGraphBackend(Backend):
         """Float outputs as float32; ``stride`` outputs resized to the input size (labels: nearest)."""
         size = (int(size[0]), int(size[1]))
         if self.output_kind == "labels":
-            if tuple(out.shape[1:]) != size:
-                t = torch.from_numpy(out.astype(np.float32))[:, None]
-                out = F.interpolate(t, size=size, mode="nearest")[:, 0].numpy().astype(out.dtype)
-            return out
+            return np.stack([resize_labels(o, size) for o in out])
         return resize_bilinear(out.astype(np.float32, copy=False), size)
