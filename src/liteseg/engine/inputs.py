@@ -71,17 +71,20 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     try:
         with Image.open(path) as img:
             img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(img).astype(np.uint16) if img.mode != "I" else np.asarray(img)
-                if arr.dtype != np.uint16:
-                    arr = arr.clip(0, 65535).astype(np.uint16)
-            elif img.mode in ("P", "CMYK", "YCbCr", "LAB", "HSV", "1"):
-                arr = np.asarray(img.convert("RGBA" if "transparency" in img.info else "RGB"))
-            else:
-                arr = np.asarray(img)
+            arr = pil_to_array(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{path}: not a readable image ({e}); skip it or re-export it as PNG/JPEG") from None
     return to_rgb(arr, str(path))
+
+
+def pil_to_array(img: Image.Image) -> np.ndarray:
+    """A loaded PIL image as an array :func:`to_rgb` accepts (16-bit kept, palette/CMYK/... made RGB(A))."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img).astype(np.uint16) if img.mode != "I" else np.asarray(img)
+        return arr if arr.dtype == np.uint16 else arr.clip(0, 65535).astype(np.uint16)
+    if img.mode in ("P", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+        return np.asarray(img.convert("RGBA" if "transparency" in img.info else "RGB"))
+    return np.asarray(img)
 
 
 def as_rgb(obj: Any, channel_order: str = "rgb") -> tuple[np.ndarray, list[str], str]:

@@ -1,0 +1,100 @@
+"""Request and response bodies: uploaded bytes -> RGB array, results -> PNG bytes, JSON and RLE masks."""
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..engine.inputs import InputError, pil_to_array, to_rgb
+from ..engine.segmenter import SegResult
+from .errors import ApiError
+
+FORMATS = ("json", "labels", "color", "overlay")
+
+
+def decode_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, list[str]]:
+    """Uploaded bytes -> RGB uint8 ``[H, W, 3]`` and conversion notes; the size is checked before decoding."""
+    if not data:
+        raise ApiError(400, "empty_body", "the request carries no image bytes; send a PNG/JPEG/BMP/TIFF/WebP file")
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as e:
+        raise ApiError(413, "image_too_large", f"{e}; send a smaller image") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise ApiError(400, "invalid_image", f"the {len(data)} bytes sent are not an image liteseg can read "
+                       f"(starts with {data[:8]!r}); send a PNG, JPEG, BMP, TIFF or WebP file") from None
+    with img:
+        width, height = img.size
+        if width * height == 0:
+            raise ApiError(400, "empty_image", f"the image is {width}x{height} pixels; send a non-empty image")
+        if width * height > max_pixels:
+            raise ApiError(413, "image_too_large", f"the image is {width}x{height} = {width * height} pixels, more "
+                           f"than the limit of {max_pixels} (--max-pixels); downscale it before sending")
+        try:
+            img.load()
+            array = pil_to_array(img)
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ApiError(400, "invalid_image", f"the {img.format or 'image'} data is truncated or corrupt ({e}); "
+                           "re-export the image and send it again") from None
+    try:
+        return to_rgb(array, "upload")
+    except InputError as e:
+        raise ApiError(400, "invalid_image", str(e)) from None
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """An ``[H, W]`` or ``[H, W, 3]`` uint8 array (or ``[H, W]`` uint16) as PNG bytes (fast compression)."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def label_png(labels: np.ndarray) -> bytes:
+    """Class ids as a grayscale PNG: 8-bit for up to 256 classes, else 16-bit."""
+    return encode_png(labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16))
+
+
+def rle_encode(mask: np.ndarray) -> dict[str, Any]:
+    """A boolean ``[H, W]`` mask as COCO uncompressed RLE: column-major run lengths, starting with a 0-run."""
+    flat = np.asarray(mask, dtype=bool).ravel(order="F")
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate(([0], change, [flat.size]))
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0]:
+        counts = [0] + counts
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": counts}
+
+
+def rle_decode(rle: dict[str, Any]) -> np.ndarray:
+    """Inverse of :func:`rle_encode`."""
+    h, w = rle["size"]
+    values = np.zeros(len(rle["counts"]), dtype=bool)
+    values[1::2] = True
+    return np.repeat(values, rle["counts"]).reshape((h, w), order="F")
+
+
+def result_json(result: SegResult, rle: bool = False, overlay_alpha: float | None = None) -> dict[str, Any]:
+    """The JSON answer: size, classes present with pixel counts and shares, optional RLE masks and overlay PNG."""
+    labels = result.labels
+    counts = np.bincount(labels.ravel(), minlength=len(result.class_names))
+    total = max(int(labels.size), 1)
+    classes = []
+    for class_id in np.flatnonzero(counts):
+        entry: dict[str, Any] = {
+            "id": int(class_id),
+            "name": result.class_names[class_id] if class_id < len(result.class_names) else str(class_id),
+            "color": list(result.palette[class_id]) if class_id < len(result.palette) else [0, 0, 0],
+            "pixels": int(counts[class_id]),
+            "share": float(counts[class_id]) / total,
+        }
+        if rle:
+            entry["rle"] = rle_encode(labels == class_id)
+        classes.append(entry)
+    body: dict[str, Any] = {"width": int(labels.shape[1]), "height": int(labels.shape[0]), "classes": classes,
+                            "notes": list(result.notes)}
+    if overlay_alpha is not None:
+        body["overlay_png"] = base64.b64encode(encode_png(result.overlay(overlay_alpha))).decode("ascii")
+    return body

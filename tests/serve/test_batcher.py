@@ -1,0 +1,118 @@
+"""DynamicBatcher on its own: batch limits, grouping by size, the bounded queue, failures and draining."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from liteseg.serve.batcher import DynamicBatcher
+from liteseg.serve.errors import ApiError
+from liteseg.serve.metrics import ServeMetrics
+
+
+class Recorder:
+    """A stand-in ``predict`` that records batch sizes and returns each image's mean (optionally slowly)."""
+
+    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
+        self.batches: list[list[tuple[int, ...]]] = []
+        self.delay, self.fail = delay, fail
+
+    def __call__(self, images):
+        self.batches.append([im.shape for im in images])
+        time.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError("model exploded")
+        return [float(im.mean()) for im in images]
+
+
+def _image(value: int, h: int = 4, w: int = 4) -> np.ndarray:
+    return np.full((h, w, 3), value, dtype=np.uint8)
+
+
+def test_gathers_up_to_max_batch_within_the_wait():
+    predict = Recorder()
+    batcher = DynamicBatcher(predict, max_batch=3, max_wait_ms=300, max_queue=16)
+    try:
+        futures = [batcher.submit(_image(i)) for i in range(7)]
+        assert [f.result(10) for f in futures] == [float(i) for i in range(7)]
+    finally:
+        batcher.close()
+    assert [len(b) for b in predict.batches] == [3, 3, 1]
+
+
+def test_batches_split_by_image_size_unless_the_model_resizes():
+    for any_size, expected in ((False, [[(4, 4, 3)] * 2, [(6, 4, 3)]]), (True, [[(4, 4, 3), (6, 4, 3), (4, 4, 3)]])):
+        predict = Recorder()
+        batcher = DynamicBatcher(predict, max_batch=3, max_wait_ms=300, any_size=any_size)
+        futures = [batcher.submit(_image(1)), batcher.submit(_image(2, 6)), batcher.submit(_image(3))]
+        assert [f.result(10) for f in futures] == [1.0, 2.0, 3.0]
+        batcher.close()
+        assert sorted(predict.batches) == sorted(expected)
+
+
+def test_queue_bound_refuses_with_retry_after_then_recovers():
+    predict = Recorder(delay=0.2)
+    metrics = ServeMetrics()
+    batcher = DynamicBatcher(predict, max_batch=1, max_wait_ms=0, max_queue=2, metrics=metrics)
+    try:
+        accepted = [batcher.submit(_image(i)) for i in range(2)]
+        with pytest.raises(ApiError) as info:
+            batcher.submit(_image(9))
+        assert info.value.status == 503 and info.value.code == "queue_full"
+        assert int(info.value.headers["Retry-After"]) >= 1
+        assert [f.result(10) for f in accepted] == [0.0, 1.0]
+        assert batcher.submit(_image(5)).result(10) == 5.0
+    finally:
+        batcher.close()
+    assert metrics.batch_size.count() == 3
+
+
+def test_a_failing_batch_fails_its_requests_only():
+    predict = Recorder(fail=True)
+    batcher = DynamicBatcher(predict, max_batch=2, max_wait_ms=100)
+    try:
+        with pytest.raises(RuntimeError, match="exploded"):
+            batcher.submit(_image(1)).result(10)
+        predict.fail = False
+        assert batcher.submit(_image(2)).result(10) == 2.0
+        assert batcher.pending == 0
+    finally:
+        batcher.close()
+
+
+def test_close_finishes_accepted_images_and_refuses_new_ones():
+    predict = Recorder(delay=0.05)
+    batcher = DynamicBatcher(predict, max_batch=2, max_wait_ms=1000)
+    futures = [batcher.submit(_image(i)) for i in range(5)]
+    batcher.close()
+    assert [f.result(0) for f in futures] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(ApiError) as info:
+        batcher.submit(_image(1))
+    assert info.value.code == "shutting_down" and not batcher.running
+
+
+def test_async_segment_does_not_block_the_event_loop():
+    predict = Recorder(delay=0.3)
+    batcher = DynamicBatcher(predict, max_batch=1, max_wait_ms=0)
+
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        task = asyncio.create_task(ticker())
+        value = await batcher.segment(_image(7))
+        task.cancel()
+        return value, ticks
+
+    try:
+        value, ticks = asyncio.run(main())
+    finally:
+        batcher.close()
+    assert value == 7.0 and ticks >= 10

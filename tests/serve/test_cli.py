@@ -1,0 +1,95 @@
+"""``liteseg serve`` as a user runs it: a subprocess on loopback, served, then stopped gracefully by SIGTERM."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from liteseg.cli.main import main
+
+from .conftest import png_bytes, random_image
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"liteseg serve exited early:\n{proc.stdout.read()}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("liteseg serve did not become ready")
+
+
+def test_serve_answers_then_sigterm_lets_in_flight_requests_finish(serve_model_file):
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "liteseg", "serve", "--model", str(serve_model_file), "--port", str(port),
+         "--max-batch", "8", "--max-wait-ms", "4000", "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        _wait_ready(url, proc)
+        assert httpx.get(f"{url}/v1/model").json()["name"] == serve_model_file.name
+        answers: list[httpx.Response] = []
+        image = png_bytes(random_image(24, 32))
+        clients = [threading.Thread(target=lambda: answers.append(httpx.post(
+            f"{url}/v1/segment", content=image, headers={"Content-Type": "image/png"}, timeout=60)))
+            for _ in range(3)]
+        for thread in clients:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{url}/readyz").json()["queue"] < 3:  # all three wait in the batcher (4 s)
+            assert time.monotonic() < deadline, "the requests never reached the queue"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        for thread in clients:
+            thread.join(60)
+        assert [a.status_code for a in answers] == [200, 200, 200]
+        assert all(a.json()["width"] == 32 for a in answers)
+        assert proc.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after a clean shutdown
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url}/healthz", timeout=2)
+        log = proc.stdout.read()
+        assert f"http://127.0.0.1:{port}/" in log and "Finished server process" in log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def test_serve_rejects_bad_options_with_one_clear_line(tmp_path, capsys):
+    assert main(["serve", "--model", str(tmp_path / "missing.safetensors")]) == 2
+    assert "missing.safetensors: no such model file" in capsys.readouterr().err
+    assert main(["serve", "--max-batch", "0"]) == 2
+    assert "--max-batch must be at least 1" in capsys.readouterr().err
+
+
+def test_serve_without_the_extra_says_what_to_install(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
+    assert main(["serve"]) == 2
+    assert "needs uvicorn: pip install 'liteseg[serve]'" in capsys.readouterr().err
