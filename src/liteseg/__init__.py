@@ -4,10 +4,11 @@ from .loading import LoadedModel, LoadReport, create_model, load
 from .engine.segmenter import Segmenter, SegResult
 from .meta import ModelMeta
 from .models import list_models
+from .zoo import get_weights, list_weights
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "create_model", "list_models", "load", "Segmenter", "SegResult", "LoadedModel", "LoadReport", "ModelMeta",
+    "create_model", "list_models", "list_weights", "get_weights", "load", "Segmenter", "SegResult", "LoadedModel", "LoadReport", "ModelMeta",
     "LitesegError", "FormatError", "ArchitectureError", "UnsafePickleError", "DatasetError", "__version__",
 ]

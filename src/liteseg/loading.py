@@ -153,9 +153,19 @@ def load(source: str | os.PathLike, *, arch: str | None = None, num_classes: int
     start = time.perf_counter()
     path = Path(source)
     text = os.fspath(source)
+    from . import zoo
+
+    if not path.exists() and text in zoo.WEIGHTS:
+        loaded = load(zoo.get_weights(text), arch=arch, num_classes=num_classes, reinit_head=reinit_head,
+                      strict=strict, device=device)
+        extra = zoo.weights_meta(text)
+        loaded.meta.license, loaded.meta.metrics = extra["license"], extra["metrics"]
+        loaded.meta.extra.update(extra["extra"])
+        loaded.load_seconds = time.perf_counter() - start
+        return loaded
     if not path.exists():
         raise FormatError(f"{text}: no such file or folder (expected a .pdparams, .safetensors, .pt, an inference "
-                          f"model folder or a .tgz)")
+                          f"model folder, a .tgz or a published weight name: {', '.join(zoo.list_weights())})")
     if path.is_dir() or path.suffix == ".pdmodel" or im_format.is_archive(path):
         loaded = _load_inference_model(path, arch, num_classes, reinit_head, strict)
     elif path.suffix == ".pdparams":
@@ -248,10 +258,10 @@ def _load_torch(path: Path, arch, num_classes, reinit_head, strict) -> LoadedMod
 
 def create_model(name: str, *, num_classes: int | None = None, weights: str | os.PathLike | None = None,
                  reinit_head: bool = False, **kwargs: Any) -> nn.Module:
-    """Build a registered model (``liteseg.list_models()``), optionally with weights from a file.
+    """Build a registered model (``liteseg.list_models()``), optionally with weights.
 
     Without ``weights`` the model is randomly initialised the way PaddleSeg does it. With ``weights`` (any
-    file ``liteseg.load`` accepts) the class count comes from the file unless ``num_classes`` and
+    file ``liteseg.load`` accepts, or a published weight name from ``liteseg.list_weights()``) the class count comes from the file unless ``num_classes`` and
     ``reinit_head`` ask for new classifiers. The model is returned in train mode, like any fresh nn.Module.
     """
     if weights is None:
