@@ -1,5 +1,5 @@
 """liteseg: PP-LiteSeg in PyTorch, numerically equal to PaddleSeg, loadable from every Paddle artefact."""
-from .errors import ArchitectureError, FormatError, LitesegError, UnsafePickleError
+from .errors import ArchitectureError, DatasetError, FormatError, LitesegError, UnsafePickleError
 from .loading import LoadedModel, LoadReport, create_model, load
 from .meta import ModelMeta
 from .models import list_models
@@ -8,5 +8,5 @@ __version__ = "0.1.0"
 
 __all__ = [
     "create_model", "list_models", "load", "LoadedModel", "LoadReport", "ModelMeta", "LitesegError",
-    "FormatError", "ArchitectureError", "UnsafePickleError", "__version__",
+    "FormatError", "ArchitectureError", "UnsafePickleError", "DatasetError", "__version__",
 ]

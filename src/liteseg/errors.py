@@ -16,3 +16,7 @@ class UnsafePickleError(FormatError):
 
 class ArchitectureError(LitesegError):
     """Weights do not fit the requested or recovered architecture (shape/class-count mismatch)."""
+
+
+class DatasetError(LitesegError):
+    """A dataset is missing, malformed or holds a bad sample (unreadable file, size mismatch, bad label values)."""

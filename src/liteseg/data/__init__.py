@@ -1,0 +1,41 @@
+"""Datasets (Cityscapes, CamVid, file lists, folders) yielding ``{"image", "label", "path"}`` dicts."""
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import DatasetError
+from .base import Sample, SegDataset, label_lut
+from .camvid import CamVidDataset
+from .cityscapes import CityscapesDataset, labelids_to_trainids, trainids_to_labelids
+from .io import read_image, read_label
+from .list_dataset import FolderDataset, ListDataset
+
+SPEC_FORMS = ("cityscapes:/root", "camvid:/root", "list:/path/file.txt", "folders:/images_dir,/labels_dir")
+
+
+def build_dataset(spec: str, split: str = "val", **kw: Any) -> SegDataset:
+    """A dataset from ``cityscapes:/root``, ``camvid:/root``, ``list:/path/file.txt`` or ``folders:IMAGES,LABELS``.
+
+    ``split`` picks the Cityscapes/CamVid split (ignored by list and folder datasets). ``kw`` go to the dataset
+    constructor (``transforms``; for list/folder datasets also ``class_names``, ``num_classes``, ``ignore_index``,
+    ``label_map``, ``palette``).
+    """
+    kind, sep, path = spec.partition(":")
+    if not sep or not path:
+        raise DatasetError(f"dataset {spec!r}: expected one of {', '.join(SPEC_FORMS)}")
+    kind = kind.lower()
+    if kind == "cityscapes":
+        return CityscapesDataset(path, split, **kw)
+    if kind == "camvid":
+        return CamVidDataset(path, split, **kw)
+    if kind == "list":
+        return ListDataset(path, **kw)
+    if kind == "folders":
+        images, _, labels = path.partition(",")
+        return FolderDataset(images, labels or None, **kw)
+    raise DatasetError(f"dataset {spec!r}: unknown kind {kind!r}; expected one of {', '.join(SPEC_FORMS)}")
+
+
+__all__ = ["build_dataset", "SegDataset", "Sample", "CityscapesDataset", "CamVidDataset", "ListDataset",
+           "FolderDataset", "labelids_to_trainids", "trainids_to_labelids", "label_lut", "read_image", "read_label",
+           "DatasetError"]

@@ -1,0 +1,56 @@
+"""Reading images and label maps with errors that name the file and the problem."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DatasetError
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(H, W) of an image file, read from its header only."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DatasetError(f"{path}: not a readable image ({e})") from None
+    return h, w
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image as uint8 RGB ``[H, W, 3]`` (grey and RGBA images are converted)."""
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DatasetError(f"{path}: not a readable image ({e}); the file may be truncated or corrupt") from None
+
+
+def read_label(path: str | os.PathLike) -> np.ndarray:
+    """Decode a label map as uint8 ``[H, W]`` class indices, without any colour conversion.
+
+    Palette ("P") PNGs give their palette indices, as in PaddleSeg. Colour labels are refused: convert them to
+    index maps first.
+    """
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
+                raise DatasetError(f"{path}: label is a {img.mode} image; labels must be single-channel class-index "
+                                   f"maps (mode L or P), not colour images")
+            label = np.asarray(img)
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise DatasetError(f"{path}: not a readable label image ({e}); the file may be truncated or corrupt") from None
+    if label.dtype != np.uint8:
+        top = int(label.max()) if label.size else 0
+        if label.min() < 0 or top > 255:
+            raise DatasetError(f"{path}: label values up to {top} do not fit 0-255; store class indices in an 8-bit PNG")
+        label = label.astype(np.uint8)
+    return label
