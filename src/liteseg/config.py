@@ -41,6 +41,8 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     val_scale: float = 1.0  # test scale of the periodic evaluation (PaddleSeg aug_eval scales)
+    class_names: list[str] | None = None  # list:/folders: datasets only (camvid/cityscapes know theirs)
+    ignore_index: int = 255  # list:/folders: datasets only
     batch_size: int = 4  # per process (PaddleSeg batch_size is per GPU)
     num_workers: int = 0
 
@@ -95,8 +97,7 @@ class LossConfig:
     type: str = "ohem"  # "ohem" or "ce"
     thresh: float = 0.7
     min_kept: int = 130000  # per process, like PaddleSeg (per GPU)
-    coefs: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
-    ignore_index: int | None = None  # default: the dataset's ignore index
+    coefs: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # ignore index: the dataset's
 
 
 @dataclass
