@@ -1,12 +1,13 @@
 """liteseg: PP-LiteSeg in PyTorch, numerically equal to PaddleSeg, loadable from every Paddle artefact."""
 from .errors import ArchitectureError, DatasetError, FormatError, LitesegError, UnsafePickleError
 from .loading import LoadedModel, LoadReport, create_model, load
+from .engine.segmenter import Segmenter, SegResult
 from .meta import ModelMeta
 from .models import list_models
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "create_model", "list_models", "load", "LoadedModel", "LoadReport", "ModelMeta", "LitesegError",
-    "FormatError", "ArchitectureError", "UnsafePickleError", "DatasetError", "__version__",
+    "create_model", "list_models", "load", "Segmenter", "SegResult", "LoadedModel", "LoadReport", "ModelMeta",
+    "LitesegError", "FormatError", "ArchitectureError", "UnsafePickleError", "DatasetError", "__version__",
 ]

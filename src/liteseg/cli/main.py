@@ -9,7 +9,7 @@ import sys
 from ..errors import LitesegError
 
 # Each module registers one sub-command; order = order in ``liteseg --help``.
-COMMANDS = ["convert", "info", "train"]
+COMMANDS = ["predict", "val", "train", "convert", "info"]
 
 
 def build_parser() -> argparse.ArgumentParser:

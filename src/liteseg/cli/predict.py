@@ -1,0 +1,145 @@
+"""``liteseg predict SOURCE [--model M] [-o OUT]``: segment images, folders, globs, list files and videos."""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from ..data.palettes import CITYSCAPES_TRAINID_TO_LABELID
+from ..engine.inputs import Frame, iter_frames, list_sources
+from ..engine.segmenter import SegResult, Segmenter, write_output
+from ..engine.visualize import legend, side_by_side
+from ..errors import LitesegError
+from ..utils.io import atomic_path
+from ..zoo import default_model
+from .run_dir import prepare_output_dir
+
+log = logging.getLogger("liteseg")
+KINDS = ("labels", "color", "overlay")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="segment images, folders, globs, list files or videos",
+                       description="Segment SOURCE (an image, a folder (recursive), a glob, a .txt list or a video) "
+                                   "and write label PNGs, colour masks and overlays.")
+    p.add_argument("source", help="image, folder, glob ('imgs/*.png'), list file (.txt) or video (.mp4/.avi)")
+    p.add_argument("--model", "-m", help="model file (any format liteseg.load accepts, or .onnx); default: the "
+                                         "shipped default model")
+    p.add_argument("-o", "--output", type=Path, help="output folder (default: a new runs/predict/expN)")
+    p.add_argument("--exist-ok", action="store_true", help="write into an existing output folder")
+    p.add_argument("--backend", default="torch", help="torch, onnxruntime or openvino (default torch)")
+    p.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
+    p.add_argument("--save", default=",".join(KINDS),
+                   help="comma-separated outputs per image: labels, color, overlay (default all three)")
+    p.add_argument("--cityscapes-ids", action="store_true", help="also write Cityscapes labelIds PNGs (submission)")
+    p.add_argument("--save-probs", action="store_true", help="also write class probabilities (.npy, float16)")
+    p.add_argument("--save-video", action="store_true", help="for videos, write a side-by-side input|overlay .mp4")
+    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
+    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (same-size images)")
+    p.add_argument("--threads", type=int, help="CPU threads for the backend")
+    p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU where the backend supports it")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    kinds = [k.strip() for k in args.save.split(",") if k.strip()]
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise LitesegError(f"--save: unknown output(s) {sorted(unknown)}; choose from {', '.join(KINDS)}")
+    if args.save_probs:
+        kinds.append("probs")
+    list_sources(args.source)  # fail early on a missing source or an empty folder
+    model = args.model or default_model()
+    seg = Segmenter(model, backend=args.backend, device=args.device, probs=args.save_probs,
+                    batch_size=args.batch_size, half=args.half, threads=args.threads)
+    if args.cityscapes_ids and seg.meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
+        raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {seg.meta.num_classes}")
+    out_dir = prepare_output_dir(args.output, "runs/predict", exist_ok=args.exist_ok)
+    legend_path = out_dir / "legend.png"
+    with atomic_path(legend_path) as tmp:
+        Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)).save(tmp, format="PNG")
+    done = failed = 0
+    videos: dict[str, _VideoWriter] = {}
+    start = time.perf_counter()
+    bar = tqdm(desc="predict", unit="img", dynamic_ncols=True)
+    pending: list[Frame] = []
+
+    def flush() -> None:
+        nonlocal done
+        if not pending:
+            return
+        results = seg.predict_rgb([f.image for f in pending])
+        for frame, result in zip(pending, results):
+            _write(frame, result, kinds, args, out_dir, videos)
+            done += 1
+        bar.update(len(pending))
+        bar.set_postfix_str(f"{done / (time.perf_counter() - start):.2f} img/s")
+        pending.clear()
+
+    try:
+        for frame in iter_frames(args.source):
+            if frame.error:
+                failed += 1
+                tqdm.write(f"skipped: {frame.error}")
+                continue
+            for note in frame.notes:
+                tqdm.write(f"warning: {frame.source}: {note}")
+            if pending and (len(pending) >= seg.batch_size or pending[0].image.shape != frame.image.shape):
+                flush()
+            pending.append(frame)
+        flush()
+    finally:
+        bar.close()
+        for writer in videos.values():
+            writer.close()
+    elapsed = time.perf_counter() - start
+    rate = done / elapsed if elapsed > 0 else 0.0
+    print(f"{done} image(s) segmented, {failed} failed, {rate:.2f} img/s ({seg.backend.name}) -> {out_dir}")
+    if "overlay" in kinds and done:
+        print(f"overlays: {out_dir / 'overlay'}   legend: {legend_path}")
+    if not getattr(seg.meta, "trained", True):
+        print("note: these weights are untrained (random); the overlays show the pipeline, not real segmentation")
+    return 1 if failed else 0
+
+
+def _write(frame: Frame, result: SegResult, kinds: list[str], args: argparse.Namespace, out_dir: Path,
+           videos: dict) -> None:
+    for kind in kinds:
+        suffix = ".jpg" if kind == "overlay" else ".npy" if kind == "probs" else ".png"
+        write_output(out_dir / kind / f"{frame.name}{suffix}", kind, result, args.alpha, overwrite=True)
+    if args.cityscapes_ids:
+        ids = np.asarray(CITYSCAPES_TRAINID_TO_LABELID, dtype=np.uint8)[result.labels.clip(0, 18)]
+        with atomic_path(out_dir / "label_ids" / f"{frame.name}.png") as tmp:
+            Image.fromarray(ids).save(tmp, format="PNG")
+    if frame.video and args.save_video:
+        if frame.video not in videos:
+            videos[frame.video] = _VideoWriter(out_dir / "video" / f"{Path(frame.video).stem}.mp4", frame.fps)
+        videos[frame.video].write(side_by_side(frame.image, result.overlay(args.alpha)))
+
+
+class _VideoWriter:
+    """An .mp4 written to a temporary file and renamed into place on close."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path, self.fps = path, fps or 25.0
+        self.writer = None
+        self._ctx = atomic_path(path)
+        self.tmp = self._ctx.__enter__()
+
+    def write(self, rgb: np.ndarray) -> None:
+        import cv2
+
+        if self.writer is None:
+            h, w = rgb.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+        self.writer.write(np.ascontiguousarray(rgb[:, :, ::-1]))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+        self._ctx.__exit__(None, None, None)

@@ -1,0 +1,168 @@
+"""``evaluate(model, dataset)``: PaddleSeg-exact metrics over a dataset with any model, format or backend."""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..data.base import SegDataset
+from ..errors import DatasetError, LitesegError
+from ..loading import LoadedModel
+from ..meta import ModelMeta
+from ..metrics import SegMetrics
+from . import tta
+from .backends import Backend, TorchBackend, create_backend
+
+
+@dataclass
+class EvalResult:
+    """Metrics (``SegMetrics.compute()`` keys), the confusion matrix, speed and the protocol used."""
+
+    metrics: dict[str, Any]
+    confusion: np.ndarray
+    images_per_second: float
+    num_images: int
+    seconds: float
+    class_names: list[str]
+    protocol: dict[str, Any] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metrics": self.metrics, "num_images": self.num_images, "seconds": self.seconds,
+                "images_per_second": self.images_per_second, "class_names": self.class_names,
+                "protocol": self.protocol, "confusion": self.confusion.tolist(),
+                "skipped": [{"path": p, "reason": r} for p, r in self.skipped]}
+
+
+class _Collate:
+    """batch_size=1 collate run in the workers: uint8 RGB -> normalised float32 [1, 3, H, W], numpy kept."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean = np.asarray(mean, np.float32)
+        self.std = np.asarray(std, np.float32)
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        (item,) = items
+        x = (item["image"].astype(np.float32) / 255.0 - self.mean) / self.std
+        return {"x": np.ascontiguousarray(x.transpose(2, 0, 1)[None]), "label": item["label"], "path": item["path"]}
+
+
+def _logits_fn(backend: Backend) -> tuple[tta.LogitsFn, torch.device]:
+    """A tensor -> tensor forward for ``backend``; torch models stay on their device (no numpy round trip)."""
+    if isinstance(backend, TorchBackend):
+        autocast = (torch.autocast(backend.device.type, dtype=backend.dtype) if backend.dtype != torch.float32
+                    else nullcontext())
+
+        def run_torch(x: torch.Tensor) -> torch.Tensor:
+            with torch.inference_mode(), autocast:
+                out = backend.model(x)
+            return (out[0] if isinstance(out, (list, tuple)) else out).float()
+
+        return run_torch, backend.device
+
+    def run_numpy(x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(backend(x.cpu().numpy()), dtype=np.float32))
+
+    return run_numpy, torch.device("cpu")
+
+
+def _check_fixed_size(meta: ModelMeta, hw: tuple[int, int], scales: Sequence[float],
+                      slide: tuple[tta.Size, tta.Size] | None, path: str) -> None:
+    fixed = meta.fixed_hw
+    if fixed is None or slide is not None:
+        return
+    for s in scales:
+        if tta.scaled_size(hw, s) != tuple(fixed):
+            size = tta.scaled_size(hw, s)
+            raise LitesegError(f"{meta.source or 'the model'} accepts only {fixed[1]}x{fixed[0]} (WxH) inputs but "
+                               f"{path} at scale {s} is {size[1]}x{size[0]}; evaluate with --slide "
+                               f"{fixed[1]}x{fixed[0]},STRIDE or use a dynamic-shape model")
+
+
+def evaluate(model_or_backend: Any, dataset: SegDataset, *, flip: bool = False, flip_v: bool = False,
+             scales: Sequence[float] = (1.0,), slide: tuple[tta.Size, tta.Size] | str | None = None,
+             legacy_aug: bool = False, num_workers: int = 0, progress: bool = True, backend: str = "torch",
+             skip_bad: bool = False, exclude_absent: bool = False, **backend_options: Any) -> EvalResult:
+    """Evaluate a model on a labelled dataset with PaddleSeg's metrics and inference protocols.
+
+    ``model_or_backend``: an nn.Module (used on its device; its train/eval mode is restored afterwards), a
+    LoadedModel, a Backend, or a model path opened with ``backend`` (``torch``/``onnxruntime``/``openvino``,
+    ``backend_options`` such as ``device`` go to it). ``flip``/``flip_v``/``scales``/``slide`` (crop, stride as
+    (w, h) pairs or ``"CROP,STRIDE"``) select the protocol, ``legacy_aug`` PaddleSeg <= 2.7's multi-scale/flip.
+    Images are read in ``num_workers`` processes; the model runs in this process, one image at a time.
+    """
+    if isinstance(slide, str):
+        slide = tta.parse_slide(slide)
+    scales = tuple(float(s) for s in scales)
+    if not scales or min(scales) <= 0:
+        raise LitesegError(f"scales must be positive numbers, got {scales}")
+    module = model_or_backend if isinstance(model_or_backend, nn.Module) else None
+    was_training = module.training if module is not None else False
+    try:
+        if isinstance(model_or_backend, Backend):
+            runner = model_or_backend
+        elif module is not None:
+            param = next(module.parameters(), None)
+            device = param.device if param is not None else torch.device("cpu")
+            runner = create_backend(module, "torch", device=backend_options.pop("device", device), **backend_options)
+        else:
+            runner = create_backend(model_or_backend, backend, **backend_options)
+        return _run(runner, dataset, flip=flip, flip_v=flip_v, scales=scales, slide=slide, legacy_aug=legacy_aug,
+                    num_workers=num_workers, progress=progress, skip_bad=skip_bad, exclude_absent=exclude_absent)
+    finally:
+        if module is not None:
+            module.train(was_training)
+
+
+def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scales: tuple[float, ...],
+         slide: tuple[tta.Size, tta.Size] | None, legacy_aug: bool, num_workers: int, progress: bool,
+         skip_bad: bool, exclude_absent: bool) -> EvalResult:
+    meta = runner.meta
+    if meta.num_classes and meta.num_classes != dataset.num_classes:
+        raise LitesegError(f"{meta.source or 'the model'} predicts {meta.num_classes} classes but {dataset.name} has "
+                           f"{dataset.num_classes} ({', '.join(dataset.class_names[:4])}, ...); evaluate a model "
+                           f"trained for this dataset's classes")
+    dataset.validate(skip_bad=skip_bad)
+    logits_fn, device = _logits_fn(runner)
+    metrics = SegMetrics(dataset.num_classes, dataset.ignore_index, exclude_absent=exclude_absent)
+    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
+                        collate_fn=_Collate(meta.mean, meta.std), persistent_workers=False)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(dataset), desc="evaluating", unit="img", dynamic_ncols=True)
+    start = time.perf_counter()
+    count = 0
+    try:
+        for batch in loader:
+            if batch["label"] is None:
+                raise DatasetError(f"{batch['path']}: no label; evaluation needs labelled samples")
+            x = torch.from_numpy(batch["x"]).to(device)
+            _check_fixed_size(meta, tuple(x.shape[-2:]), scales, slide, batch["path"])
+            scores = tta.aug_inference(logits_fn, x, scales=scales, flip_h=flip, flip_v=flip_v, slide=slide,
+                                       legacy=legacy_aug)
+            if scores.shape[1] != dataset.num_classes:
+                raise LitesegError(f"the model returned {scores.shape[1]} channels but {dataset.name} has "
+                                   f"{dataset.num_classes} classes")
+            metrics.update(scores.argmax(dim=1)[0].cpu(), batch["label"])
+            count += 1
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - start
+    protocol = {"scales": list(scales), "flip": flip, "flip_v": flip_v, "legacy_aug": legacy_aug,
+                "slide": [list(slide[0]), list(slide[1])] if slide else None, "backend": runner.name,
+                "num_workers": num_workers, "exclude_absent": exclude_absent,
+                "device": str(device), "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+    return EvalResult(metrics.compute(), metrics.confusion.copy(), count / seconds if seconds > 0 else 0.0, count,
+                      seconds, list(dataset.class_names), protocol, list(dataset.skipped))

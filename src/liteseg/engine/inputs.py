@@ -1,0 +1,201 @@
+"""Turning what users pass (paths, folders, globs, list files, videos, PIL images, arrays) into RGB uint8 frames."""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import LitesegError
+
+log = logging.getLogger("liteseg")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+class InputError(LitesegError):
+    """An input image or video could not be used."""
+
+
+def to_rgb(array: np.ndarray, source: str = "array", channel_order: str = "rgb") -> tuple[np.ndarray, list[str]]:
+    """Any image array -> ``[H, W, 3]`` uint8 RGB, with a note for each conversion made.
+
+    Grayscale becomes 3 channels, RGBA drops alpha, 16-bit is scaled to 8-bit, floats in [0, 1] are scaled to 255.
+    ``channel_order="bgr"`` swaps channels (OpenCV arrays).
+    """
+    notes: list[str] = []
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 3, 4):
+        raise InputError(f"{source}: array of shape {a.shape} looks channels-first; pass [H, W, C] (HWC) images")
+    if a.size == 0 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 2, 3, 4)):
+        raise InputError(f"{source}: expected an [H, W] or [H, W, 1|3|4] image, got shape {a.shape}")
+    if a.dtype == np.uint16:
+        a = (a.astype(np.float32) / 257.0).round().astype(np.uint8)
+        notes.append("16-bit image scaled to 8-bit")
+    elif np.issubdtype(a.dtype, np.floating):
+        scale = 255.0 if a.max(initial=0.0) <= 1.0 else 1.0
+        a = (a.astype(np.float32) * scale).round().clip(0, 255).astype(np.uint8)
+        notes.append("float image converted to uint8")
+    elif a.dtype == np.bool_:
+        raise InputError(f"{source}: boolean arrays are masks, not images")
+    elif a.dtype != np.uint8:
+        a = a.clip(0, 255).astype(np.uint8)
+        notes.append(f"{array.dtype} image clipped to uint8")
+    if a.ndim == 2 or a.shape[2] == 1:
+        a = np.repeat(a.reshape(a.shape[0], a.shape[1], 1), 3, axis=2)
+        notes.append("grayscale image converted to 3 channels")
+    elif a.shape[2] == 2:
+        a = np.repeat(a[:, :, :1], 3, axis=2)
+        notes.append("grayscale+alpha image: alpha dropped, converted to 3 channels")
+    elif a.shape[2] == 4:
+        a = a[:, :, :3]
+        notes.append("alpha channel dropped")
+    if channel_order == "bgr":
+        a = a[:, :, ::-1]
+    elif channel_order != "rgb":
+        raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
+    return np.ascontiguousarray(a), notes
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
+    """Read an image file as RGB uint8 (see :func:`to_rgb` for the conversions noted)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(img).astype(np.uint16) if img.mode != "I" else np.asarray(img)
+                if arr.dtype != np.uint16:
+                    arr = arr.clip(0, 65535).astype(np.uint16)
+            elif img.mode in ("P", "CMYK", "YCbCr", "LAB", "HSV", "1"):
+                arr = np.asarray(img.convert("RGBA" if "transparency" in img.info else "RGB"))
+            else:
+                arr = np.asarray(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"{path}: not a readable image ({e}); skip it or re-export it as PNG/JPEG") from None
+    return to_rgb(arr, str(path))
+
+
+def as_rgb(obj: Any, channel_order: str = "rgb") -> tuple[np.ndarray, list[str], str]:
+    """Path, PIL image or array -> (RGB uint8, notes, name)."""
+    if isinstance(obj, (str, os.PathLike)):
+        rgb, notes = read_image(obj)
+        return rgb, notes, os.fspath(obj)
+    if isinstance(obj, Image.Image):
+        mode = obj.mode
+        arr = np.asarray(obj.convert("RGB") if mode in ("P", "CMYK", "YCbCr", "1") else obj)
+        rgb, notes = to_rgb(arr, "PIL image")
+        return rgb, notes, "image"
+    if hasattr(obj, "detach") and hasattr(obj, "numpy"):  # torch tensor, HWC
+        obj = obj.detach().cpu().numpy()
+    if isinstance(obj, np.ndarray):
+        rgb, notes = to_rgb(obj, "array", channel_order)
+        return rgb, notes, "array"
+    raise InputError(f"cannot read an image from a {type(obj).__name__}; pass a path, PIL image or HWC array")
+
+
+@dataclass
+class Frame:
+    """One unit of work for ``predict``: an image (or an error) and where its outputs go."""
+
+    name: str  # relative output path without suffix, e.g. "seq1/0001" or "video/000012"
+    source: str
+    image: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+    video: str | None = None  # set for video frames
+    fps: float = 0.0
+
+
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def list_sources(source: str | os.PathLike) -> list[Path]:
+    """Expand an image / folder (recursive, sorted) / glob / list file / video into file paths."""
+    text = os.fspath(source)
+    if _is_glob(text) and not Path(text).exists():
+        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        if not files:
+            raise InputError(f"{text}: the pattern matches no files")
+        return files
+    path = Path(text)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES)
+        if not files:
+            raise InputError(f"{path}: the folder holds no images or videos ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return files
+    if path.suffix.lower() == ".txt":
+        files = []
+        for line in path.read_text().splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                entry = Path(line.split()[0])
+                files.append(entry if entry.is_absolute() else path.parent / entry)
+        if not files:
+            raise InputError(f"{path}: the list file names no images")
+        return files
+    return [path]
+
+
+def _relative_name(path: Path, root: Path | None) -> str:
+    if root is not None:
+        try:
+            return str(path.relative_to(root).with_suffix(""))
+        except ValueError:
+            pass
+    return path.stem
+
+
+def iter_frames(source: str | os.PathLike) -> Iterator[Frame]:
+    """Frames of every image and video under ``source``; unreadable files yield a Frame with ``error``."""
+    files = list_sources(source)
+    root = Path(source) if Path(source).is_dir() else None
+    for path in files:
+        name = _relative_name(path, root)
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            yield from iter_video(path, name)
+            continue
+        try:
+            rgb, notes = read_image(path)
+            yield Frame(name, str(path), rgb, tuple(notes))
+        except InputError as e:
+            yield Frame(name, str(path), error=str(e))
+
+
+def iter_video(path: Path, name: str) -> Iterator[Frame]:
+    """Frames of a video file (OpenCV); a video that ends before its announced length is reported."""
+    try:
+        import cv2
+    except ImportError:
+        raise InputError(f"{path}: reading videos needs OpenCV: pip install 'liteseg[video]'") from None
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        yield Frame(name, str(path), error=f"{path}: cannot open the video (unsupported codec or not a video)")
+        return
+    expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 25.0)
+    index = 0
+    try:
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            index += 1
+            yield Frame(f"{name}/{index:06d}", f"{path}#{index}", np.ascontiguousarray(bgr[:, :, ::-1]),
+                        video=str(path), fps=fps)
+    finally:
+        cap.release()
+    if index == 0:
+        yield Frame(name, str(path), error=f"{path}: the video has no readable frames")
+    elif expected and index < expected - 1:  # containers may over-count by one
+        log.warning("%s: the video ended early, after %d of %d frames (truncated file?)", path, index, expected)

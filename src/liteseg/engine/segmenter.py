@@ -1,0 +1,180 @@
+"""``Segmenter``: images in, label maps (and optionally probabilities/logits) at the original size out."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..meta import ModelMeta
+from ..utils.io import atomic_path
+from .backends import Backend, create_backend
+from .inputs import as_rgb
+from .preprocess import normalize, resize_bilinear
+from .visualize import colorize, overlay
+
+log = logging.getLogger("liteseg")
+
+
+@dataclass
+class SegResult:
+    """One image's segmentation: ``labels`` [H, W] at the original size, plus what was asked for."""
+
+    labels: np.ndarray
+    class_names: list[str]
+    palette: list[list[int]]
+    image: np.ndarray | None = None
+    probs: np.ndarray | None = None
+    logits: np.ndarray | None = None
+    source: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def colorize(self) -> np.ndarray:
+        """RGB colour mask of the labels."""
+        return colorize(self.labels, self.palette)
+
+    def overlay(self, alpha: float = 0.5) -> np.ndarray:
+        """The colour mask blended over the input image."""
+        if self.image is None:
+            raise ValueError("this result keeps no input image; call the Segmenter with keep_image=True")
+        return overlay(self.image, self.labels, self.palette, alpha)
+
+    def class_shares(self) -> dict[str, float]:
+        """Fraction of pixels per class name (classes that do not occur are omitted)."""
+        counts = np.bincount(self.labels.ravel(), minlength=len(self.class_names))
+        total = max(int(counts.sum()), 1)
+        return {self.class_names[i]: float(c) / total for i, c in enumerate(counts[: len(self.class_names)]) if c}
+
+    def save(self, directory: str | os.PathLike, stem: str | None = None,
+             kinds: Sequence[str] = ("labels", "color", "overlay"), alpha: float = 0.5,
+             overwrite: bool = False) -> dict[str, Path]:
+        """Write ``<stem>_labels.png`` (class ids), ``_color.png``, ``_overlay.jpg``, ``_probs.npy`` atomically."""
+        stem = stem or (Path(self.source).stem if self.source else "result")
+        out = {}
+        for kind in kinds:
+            path = Path(directory) / f"{stem}_{kind}{_SUFFIX[kind]}"
+            write_output(path, kind, self, alpha, overwrite)
+            out[kind] = path
+        return out
+
+
+_SUFFIX = {"labels": ".png", "color": ".png", "overlay": ".jpg", "probs": ".npy", "label_ids": ".png"}
+
+
+def write_output(path: Path, kind: str, result: SegResult, alpha: float = 0.5, overwrite: bool = False) -> None:
+    """Write one output kind of ``result`` to ``path`` atomically."""
+    if kind == "labels":
+        data = Image.fromarray(result.labels.astype(np.uint8) if result.labels.max(initial=0) < 256
+                               else result.labels.astype(np.int32))
+    elif kind == "color":
+        data = Image.fromarray(result.colorize())
+    elif kind == "overlay":
+        data = Image.fromarray(result.overlay(alpha))
+    elif kind == "probs":
+        if result.probs is None:
+            raise ValueError("no probabilities computed; create the Segmenter with probs=True")
+        with atomic_path(path, overwrite) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, result.probs.astype(np.float16))
+        return
+    else:
+        raise ValueError(f"unknown output kind {kind!r}; choose from {sorted(_SUFFIX)}")
+    fmt = "JPEG" if path.suffix == ".jpg" else "PNG"
+    with atomic_path(path, overwrite) as tmp:
+        data.save(tmp, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=0, keepdims=True))
+    return e / e.sum(axis=0, keepdims=True)
+
+
+class Segmenter:
+    """Segment images with any liteseg model and backend.
+
+    ``model``: a path ``liteseg.load`` accepts (or an ``.onnx`` for ONNX Runtime), an ``nn.Module``, a
+    ``LoadedModel`` or a ready ``Backend``. Preprocessing comes from the model's metadata: normalisation,
+    and a resize to the fixed input size of fixed-shape models (logits are resized back).
+
+    >>> seg = Segmenter("model.safetensors")            # doctest: +SKIP
+    >>> result = seg("street.jpg"); result.labels.shape  # doctest: +SKIP
+    """
+
+    def __init__(self, model: Any, backend: str = "torch", device: str | None = None,
+                 channel_order: str = "rgb", probs: bool = False, logits: bool = False,
+                 keep_image: bool = True, batch_size: int = 1, half: bool = False, threads: int | None = None,
+                 meta: ModelMeta | None = None) -> None:
+        if isinstance(model, Backend):
+            self.backend = model
+        else:
+            options = {k: v for k, v in dict(device=device, half=half or None, threads=threads).items() if v}
+            self.backend = create_backend(model, backend, meta=meta, **options)
+        self.meta = self.backend.meta
+        self.channel_order = channel_order
+        self.want_probs, self.want_logits, self.keep_image = probs, logits, keep_image
+        self.batch_size = max(1, int(batch_size))
+        fixed_batch = self.meta.input_shape[0] if self.meta.input_shape else -1
+        if fixed_batch > 0:
+            self.batch_size = min(self.batch_size, fixed_batch)
+
+    @property
+    def target_hw(self) -> tuple[int, int] | None:
+        """The size inputs are resized to: a fixed-shape model's, or a deploy ``Resize`` transform's."""
+        if self.meta.fixed_hw:
+            return self.meta.fixed_hw
+        for t in self.meta.extra.get("transforms", []):
+            if isinstance(t, dict) and t.get("type") == "Resize" and t.get("target_size"):
+                w, h = t["target_size"]
+                return int(h), int(w)
+        return None
+
+    def __call__(self, images: Any, channel_order: str | None = None) -> SegResult | list[SegResult]:
+        """Segment one image (path, PIL, HWC array) or a list/batch ([N, H, W, C] array) of them."""
+        single = not isinstance(images, (list, tuple)) and not (isinstance(images, np.ndarray) and images.ndim == 4)
+        items = [images] if single else list(images)
+        order = channel_order or self.channel_order
+        decoded = []
+        for item in items:
+            rgb, notes, name = as_rgb(item, order)
+            for note in notes:
+                log.warning("%s: %s", name, note)
+            decoded.append((rgb, notes, name))
+        results = self.predict_rgb([d[0] for d in decoded])
+        for result, (_, notes, name) in zip(results, decoded):
+            result.notes, result.source = list(notes), name if name not in ("array", "image") else ""
+        return results[0] if single else results
+
+    def predict_rgb(self, images: Sequence[np.ndarray]) -> list[SegResult]:
+        """Segment RGB uint8 HWC arrays; same-sized neighbours are batched up to ``batch_size``."""
+        results: list[SegResult] = []
+        start = 0
+        while start < len(images):
+            end = start + 1
+            while (end < len(images) and end - start < self.batch_size
+                   and (self.target_hw or images[end].shape == images[start].shape)):
+                end += 1
+            results.extend(self._run(images[start:end]))
+            start = end
+        return results
+
+    def _run(self, images: Sequence[np.ndarray]) -> list[SegResult]:
+        target = self.target_hw
+        batch = []
+        for img in images:
+            x = normalize(img, self.meta)
+            batch.append(resize_bilinear(x, target) if target else x)
+        logits_batch = self.backend(np.concatenate(batch))
+        out = []
+        for img, logits in zip(images, logits_batch):
+            logits = resize_bilinear(logits[None], img.shape[:2])[0]
+            labels = logits.argmax(axis=0).astype(np.uint8 if logits.shape[0] <= 256 else np.int32)
+            out.append(SegResult(
+                labels=labels, class_names=list(self.meta.class_names), palette=[list(c) for c in self.meta.palette],
+                image=img if self.keep_image else None,
+                probs=_softmax(logits) if self.want_probs else None,
+                logits=logits if self.want_logits else None))
+        return out

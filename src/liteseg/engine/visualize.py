@@ -1,0 +1,52 @@
+"""Colour masks, overlays and legends for label maps."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+
+def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int = 255) -> np.ndarray:
+    """``[H, W]`` class ids -> ``[H, W, 3]`` uint8 RGB; ids outside the palette (e.g. ignore) become black."""
+    lut = np.zeros((max(256, len(palette)), 3), dtype=np.uint8)
+    lut[: len(palette)] = np.asarray(palette, dtype=np.uint8)
+    if ignore_index < len(lut) and ignore_index >= len(palette):
+        lut[ignore_index] = 0
+    return lut[np.asarray(labels, dtype=np.int64).clip(0, len(lut) - 1)]
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[int]], alpha: float = 0.5) -> np.ndarray:
+    """Blend the colour mask over an RGB uint8 image: ``(1 - alpha) * image + alpha * mask``."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    mask = colorize(labels, palette).astype(np.float32)
+    return ((1.0 - alpha) * image.astype(np.float32) + alpha * mask).round().clip(0, 255).astype(np.uint8)
+
+
+def legend(class_names: Sequence[str], palette: Sequence[Sequence[int]], shares: Sequence[float] | None = None,
+           columns: int = 1) -> np.ndarray:
+    """An RGB image listing each class with its colour swatch (and its pixel share, if given)."""
+    font = ImageFont.load_default()
+    row_h, swatch, pad = 22, 16, 6
+    labels = [f"{i:>3}  {name}" + (f"  {shares[i] * 100:5.1f}%" if shares is not None else "")
+              for i, name in enumerate(class_names)]
+    text_w = max(int(font.getlength(t)) for t in labels) if labels else 0
+    col_w = pad * 3 + swatch + text_w
+    rows = -(-len(labels) // columns)
+    img = Image.new("RGB", (col_w * columns + pad, rows * row_h + 2 * pad), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    for i, text in enumerate(labels):
+        x = pad + (i // rows) * col_w
+        y = pad + (i % rows) * row_h
+        draw.rectangle([x, y + 2, x + swatch, y + 2 + swatch], fill=tuple(int(c) for c in palette[i]),
+                       outline=(0, 0, 0))
+        draw.text((x + swatch + pad, y + 4), text, fill=(0, 0, 0), font=font)
+    return np.asarray(img)
+
+
+def side_by_side(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Two equally tall RGB images next to each other."""
+    if left.shape[0] != right.shape[0]:
+        raise ValueError(f"heights differ: {left.shape[0]} vs {right.shape[0]}")
+    return np.concatenate([left, right], axis=1)

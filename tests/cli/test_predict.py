@@ -1,0 +1,159 @@
+"""``liteseg predict`` end to end: images, folders, globs, lists, videos, bad files, output folders."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import liteseg
+from liteseg.cli.main import main
+from liteseg.formats.native import save_native
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    model = liteseg.create_model("pp_liteseg_t", num_classes=4)
+    path = tmp_path_factory.mktemp("m") / "m.safetensors"
+    save_native(path, model.state_dict(), {"arch": "pp_liteseg_t", "config": model.config, "meta": {}})
+    return path
+
+
+@pytest.fixture()
+def images(tmp_path):
+    root = tmp_path / "imgs"
+    (root / "sub").mkdir(parents=True)
+    rng = np.random.RandomState(0)
+    for name in ("b.png", "a.jpg", "sub/c.png"):
+        Image.fromarray(rng.randint(0, 255, (36, 52, 3), dtype=np.uint8)).save(root / name)
+    (root / "readme.txt").write_text("ignored: not an image suffix")
+    return root
+
+
+def _run(*args):
+    return main(["predict", *map(str, args)])
+
+
+def test_folder_recursive_sorted_with_all_outputs(images, model_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert _run(images, "--model", model_file, "-o", out, "--save-probs", "--batch-size", "2") == 0
+    for name in ("a", "b", "sub/c"):
+        labels = np.asarray(Image.open(out / "labels" / f"{name}.png"))
+        assert labels.shape == (36, 52) and labels.max() < 4
+        assert (out / "color" / f"{name}.png").exists() and (out / "overlay" / f"{name}.jpg").exists()
+        assert np.load(out / "probs" / f"{name}.npy").shape == (4, 36, 52)
+    assert (out / "legend.png").exists()
+    text = capsys.readouterr().out
+    assert "3 image(s) segmented, 0 failed" in text and "img/s" in text
+
+
+def test_labels_match_python_api(images, model_file, tmp_path):
+    out = tmp_path / "out"
+    assert _run(images / "a.jpg", "--model", model_file, "-o", out, "--save", "labels") == 0
+    expected = liteseg.Segmenter(str(model_file))(images / "a.jpg").labels
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "labels" / "a.png")), expected)
+    assert not (out / "overlay").exists()
+
+
+def test_glob_and_list_file(images, model_file, tmp_path):
+    assert _run(str(images / "*.png"), "--model", model_file, "-o", tmp_path / "g") == 0
+    assert sorted(p.name for p in (tmp_path / "g" / "labels").iterdir()) == ["b.png"]
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"imgs/a.jpg labels/whatever.png\n# comment\n{images / 'sub' / 'c.png'}\n")
+    assert _run(listing, "--model", model_file, "-o", tmp_path / "l") == 0
+    assert sorted(p.name for p in (tmp_path / "l" / "labels").iterdir()) == ["a.png", "c.png"]
+
+
+def test_one_bad_file_does_not_stop_the_rest(images, model_file, tmp_path, capsys):
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    assert _run(images, "--model", model_file, "-o", tmp_path / "o") == 1
+    captured = capsys.readouterr()
+    assert "3 image(s) segmented, 1 failed" in captured.out
+    assert "broken.png: not a readable image" in captured.out + captured.err
+
+
+def test_existing_output_folder_and_numbered_runs(images, model_file, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    assert _run(images, "--model", model_file, "-o", out) == 2
+    assert "--exist-ok" in capsys.readouterr().err
+    assert _run(images, "--model", model_file, "-o", out, "--exist-ok") == 0
+    assert (out / "keep.txt").read_text() == "precious"
+    monkeypatch.chdir(tmp_path)
+    assert _run(images / "a.jpg", "--model", model_file) == 0
+    assert _run(images / "a.jpg", "--model", model_file) == 0
+    assert (tmp_path / "runs/predict/exp/labels/a.png").exists()
+    assert (tmp_path / "runs/predict/exp2/labels/a.png").exists()
+
+
+def test_empty_folder_and_missing_source(tmp_path, model_file, capsys):
+    (tmp_path / "empty").mkdir()
+    assert _run(tmp_path / "empty", "--model", model_file, "-o", tmp_path / "o") == 2
+    assert "holds no images" in capsys.readouterr().err
+    assert _run(tmp_path / "nope.jpg", "--model", model_file, "-o", tmp_path / "o") == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_grayscale_input_warns(tmp_path, model_file, capsys):
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "g.png")
+    assert _run(tmp_path / "g.png", "--model", model_file, "-o", tmp_path / "o") == 0
+    assert "grayscale image converted to 3 channels" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("suffix,fourcc", [(".mp4", "mp4v"), (".avi", "MJPG")])
+def test_video_frames_and_side_by_side(tmp_path, model_file, suffix, fourcc):
+    cv2 = pytest.importorskip("cv2")
+    path = tmp_path / f"clip{suffix}"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (48, 32))
+    for i in range(5):
+        writer.write(np.full((32, 48, 3), i * 40, np.uint8))
+    writer.release()
+    out = tmp_path / "o"
+    assert _run(path, "--model", model_file, "-o", out, "--save-video", "--save", "labels") == 0
+    frames = sorted((out / "labels" / "clip").iterdir())
+    assert [f.name for f in frames] == [f"{i:06d}.png" for i in range(1, 6)]
+    cap = cv2.VideoCapture(str(out / "video" / "clip.mp4"))
+    ok, frame = cap.read()
+    assert ok and frame.shape == (32, 96, 3)
+    cap.release()
+
+
+def test_truncated_video_reports_early_end(tmp_path, model_file, caplog):
+    cv2 = pytest.importorskip("cv2")
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 32))
+    for i in range(30):
+        writer.write(np.random.RandomState(i).randint(0, 255, (32, 48, 3), dtype=np.uint8))
+    writer.release()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    cap = cv2.VideoCapture(str(path))
+    announced = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    cap.release()
+    if announced < 30:
+        pytest.skip("this OpenCV build does not announce the original frame count of a truncated AVI")
+    assert _run(path, "--model", model_file, "-o", tmp_path / "o", "--save", "labels") == 0
+    assert any("ended early" in r.getMessage() for r in caplog.records)
+
+
+def test_cityscapes_ids_need_a_cityscapes_model(images, model_file, tmp_path, capsys, fixture_dir):
+    assert _run(images / "a.jpg", "--model", model_file, "-o", tmp_path / "o", "--cityscapes-ids") == 2
+    assert "19-class" in capsys.readouterr().err
+    out = tmp_path / "cs"
+    assert _run(images / "a.jpg", "--model", fixture_dir / "weights.pdparams", "-o", out, "--cityscapes-ids") == 0
+    train = np.asarray(Image.open(out / "labels" / "a.png"))
+    ids = np.asarray(Image.open(out / "label_ids" / "a.png"))
+    lut = np.array([7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32, 33])
+    np.testing.assert_array_equal(ids, lut[train])
+
+
+def test_default_model_runs_without_model_flag(images, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LITESEG_SHARED", str(tmp_path / "nowhere"))
+    monkeypatch.chdir(tmp_path)
+    assert _run(images / "a.jpg", "-o", tmp_path / "o") == 0
+    out = capsys.readouterr().out
+    assert "untrained" in out or os.path.exists(liteseg.zoo.DEFAULT_WEIGHTS)

@@ -1,0 +1,140 @@
+"""evaluate(): model kinds, protocols, data workers, class checks and reports on small synthetic data."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import liteseg
+from liteseg.data import DatasetError, ListDataset
+from liteseg.engine.backends import Backend, create_backend
+from liteseg.engine.evaluator import evaluate
+from liteseg.engine.report import format_table, write_report
+from liteseg.errors import LitesegError
+from liteseg.formats.native import save_native
+from liteseg.meta import ModelMeta
+from liteseg.metrics import SegMetrics
+
+NUM_CLASSES = 4
+
+
+class OracleNet(nn.Module):
+    """Predicts the class written in the red channel (class * 60), pointwise, so TTA cannot change it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.centers = nn.Parameter(((torch.arange(NUM_CLASSES) * 60 / 255 - 0.5) / 0.5).view(1, -1, 1, 1))
+        self.config = {"num_classes": NUM_CLASSES}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -100 * (x[:, :1] - self.centers) ** 2
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """Five 24x32 images whose red channel encodes the class; labels are the classes with noise and ignores."""
+    root = tmp_path_factory.mktemp("synthetic")
+    rng = np.random.default_rng(1)
+    truth, labels, lines = [], [], []
+    for i in range(5):
+        cls = rng.integers(0, NUM_CLASSES - 1, (24, 32)).astype(np.uint8)  # class 3 never appears
+        image = np.stack([cls * 60, rng.integers(0, 255, (24, 32)), rng.integers(0, 255, (24, 32))], -1)
+        label = np.where(rng.random((24, 32)) < 0.2, rng.integers(0, NUM_CLASSES - 1, (24, 32)), cls)
+        label = np.where(rng.random((24, 32)) < 0.1, 255, label).astype(np.uint8)
+        Image.fromarray(image.astype(np.uint8)).save(root / f"{i}.png")
+        Image.fromarray(label).save(root / f"{i}_label.png")
+        truth.append(cls)
+        labels.append(label)
+        lines.append(f"{i}.png {i}_label.png")
+    (root / "list.txt").write_text("\n".join(lines) + "\n")
+    expected = SegMetrics(NUM_CLASSES)
+    for t, lab in zip(truth, labels):
+        expected.update(t, lab)
+    return root, expected
+
+
+def _dataset(root):
+    return ListDataset(root / "list.txt", num_classes=NUM_CLASSES)
+
+
+def test_nn_module_exact_confusion_and_mode_restored(synthetic):
+    root, expected = synthetic
+    model = OracleNet().train()
+    result = evaluate(model, _dataset(root), flip=True, scales=(1.0,), progress=False)
+    assert model.training  # the trainer's mode is kept
+    np.testing.assert_array_equal(result.confusion, expected.confusion)
+    assert result.metrics == expected.compute()
+    assert result.metrics["absent_classes"] == [3] and result.num_images == 5 and result.images_per_second > 0
+    model.eval()
+    evaluate(model, _dataset(root), progress=False)
+    assert not model.training
+
+
+def test_every_model_kind_and_workers_agree(synthetic, tmp_path):
+    root, _ = synthetic
+    torch.manual_seed(0)
+    model = liteseg.create_model("pp_liteseg_t", num_classes=NUM_CLASSES).eval()
+    meta = ModelMeta(arch="pp_liteseg_t", num_classes=NUM_CLASSES, config=dict(model.config), trained=False)
+    path = tmp_path / "m.safetensors"
+    save_native(path, model.state_dict(), {"arch": "pp_liteseg_t", "config": dict(model.config),
+                                           "meta": meta.to_dict()})
+    ds = _dataset(root)
+    reference = evaluate(model, ds, progress=False).confusion
+    np.testing.assert_array_equal(evaluate(path, ds, progress=False).confusion, reference)
+    np.testing.assert_array_equal(evaluate(liteseg.load(path), ds, progress=False).confusion, reference)
+    backend = create_backend(path, "torch")
+    np.testing.assert_array_equal(evaluate(backend, ds, num_workers=1, progress=False).confusion, reference)
+
+
+class NumpyBackend(Backend):
+    """A non-torch backend as evaluate sees it: numpy in, numpy out."""
+
+    name = "numpy"
+
+    def __init__(self, model: nn.Module, meta: ModelMeta) -> None:
+        super().__init__(meta)
+        self.model = model
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return self.model(torch.from_numpy(x)).numpy()
+
+
+def test_numpy_backend_and_fixed_input_size(synthetic):
+    root, expected = synthetic
+    meta = ModelMeta(arch="oracle", num_classes=NUM_CLASSES, input_shape=[1, 3, 16, 16], source="fixed.onnx")
+    backend = NumpyBackend(OracleNet(), meta)
+    with pytest.raises(LitesegError, match=r"accepts only 16x16 .* --slide 16x16,STRIDE"):
+        evaluate(backend, _dataset(root), progress=False)
+    result = evaluate(backend, _dataset(root), slide=((16, 16), (12, 12)), flip=True, progress=False)
+    np.testing.assert_array_equal(result.confusion, expected.confusion)
+
+
+def test_class_count_mismatch_and_unlabelled_data(synthetic, tmp_path):
+    root, _ = synthetic
+    with pytest.raises(LitesegError, match="predicts 11 classes but .* has 4"):
+        evaluate(liteseg.create_model("pp_liteseg_t", num_classes=11), _dataset(root), progress=False)
+    (tmp_path / "list.txt").write_text(f"{root / '0.png'}\n")
+    with pytest.raises(DatasetError, match="no label"):
+        evaluate(OracleNet(), ListDataset(tmp_path / "list.txt", num_classes=NUM_CLASSES), progress=False)
+
+
+def test_report_files_and_overwrite_protection(synthetic, tmp_path):
+    root, expected = synthetic
+    result = evaluate(OracleNet(), _dataset(root), progress=False)
+    table = format_table(result)
+    assert "mIoU" in table and "images/s" in table and "class_3" in table and "(absent)" in table
+    paths = write_report(result, tmp_path / "out", model="oracle", dataset="list")
+    data = json.loads(paths["metrics.json"].read_text())
+    assert data["metrics"]["miou"] == pytest.approx(expected.compute()["miou"])
+    assert data["confusion"] == expected.confusion.tolist() and data["num_images"] == 5
+    assert "| class_0 |" in paths["report.md"].read_text()
+    for name in ("confusion_matrix.png", "class_iou.png"):
+        assert paths[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(LitesegError, match="already exists"):
+        write_report(result, tmp_path / "out", model="oracle", dataset="list")
+    write_report(result, tmp_path / "out", model="oracle", dataset="list", exist_ok=True)

@@ -1,0 +1,129 @@
+"""``liteseg.Segmenter``: every input kind, conversions with notes, batching, fixed-shape models, outputs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import liteseg
+from liteseg.engine.inputs import InputError
+from liteseg.meta import ModelMeta
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    torch.manual_seed(0)
+    return liteseg.create_model("pp_liteseg_t", num_classes=5).eval()
+
+
+@pytest.fixture(scope="module")
+def seg(small_model):
+    return liteseg.Segmenter(small_model, probs=True, logits=True)
+
+
+def _raw_argmax(model, rgb: np.ndarray, meta: ModelMeta) -> np.ndarray:
+    x = (rgb.astype(np.float32) / 255 - np.array(meta.mean, np.float32)) / np.array(meta.std, np.float32)
+    with torch.no_grad():
+        return model(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()))[0].argmax(0).numpy()
+
+
+def test_labels_equal_raw_model_argmax(seg, small_model):
+    rgb = np.random.RandomState(0).randint(0, 255, (45, 70, 3), dtype=np.uint8)
+    result = seg(rgb)
+    assert result.labels.shape == (45, 70) and result.labels.dtype == np.uint8
+    np.testing.assert_array_equal(result.labels, _raw_argmax(small_model, rgb, seg.meta))
+    assert result.probs.shape == (5, 45, 70)
+    np.testing.assert_allclose(result.probs.sum(0), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(result.logits.argmax(0), result.labels)
+
+
+def test_fixture_model_on_real_image(fixture_dir, camvid_dir):
+    loaded = liteseg.load(fixture_dir / "inference")
+    seg = liteseg.Segmenter(loaded)
+    path = sorted((camvid_dir / "images" / "val").iterdir())[0]
+    result = seg(path)
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    np.testing.assert_array_equal(result.labels, _raw_argmax(loaded.model, rgb, loaded.meta))
+    assert result.class_names[0] == "road" and result.source == str(path)
+    assert abs(sum(result.class_shares().values()) - 1.0) < 1e-9
+
+
+def test_path_pil_numpy_bgr_and_batches_agree(seg, tmp_path):
+    rgb = np.random.RandomState(1).randint(0, 255, (32, 48, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    ref = seg(rgb).labels
+    np.testing.assert_array_equal(seg(tmp_path / "a.png").labels, ref)
+    np.testing.assert_array_equal(seg(str(tmp_path / "a.png")).labels, ref)
+    np.testing.assert_array_equal(seg(Image.fromarray(rgb)).labels, ref)
+    np.testing.assert_array_equal(seg(rgb[:, :, ::-1].copy(), channel_order="bgr").labels, ref)
+    np.testing.assert_array_equal(seg(torch.from_numpy(rgb)).labels, ref)
+    batch = seg(np.stack([rgb, rgb[::-1].copy()]))
+    assert len(batch) == 2
+    np.testing.assert_array_equal(batch[0].labels, ref)
+
+
+def test_batched_forward_equals_single(small_model):
+    imgs = [np.random.RandomState(i).randint(0, 255, (40, 40, 3), dtype=np.uint8) for i in range(3)]
+    imgs.append(np.random.RandomState(9).randint(0, 255, (30, 50, 3), dtype=np.uint8))
+    one = liteseg.Segmenter(small_model, batch_size=1)(imgs)
+    many = liteseg.Segmenter(small_model, batch_size=4)(imgs)
+    for a, b in zip(one, many):
+        np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_odd_images_are_converted_with_a_warning(seg, tmp_path, caplog):
+    gray = np.random.RandomState(2).randint(0, 255, (20, 30), dtype=np.uint8)
+    rgba = np.dstack([np.stack([gray] * 3, -1), np.full((20, 30), 7, np.uint8)])
+    deep = gray.astype(np.uint16) * 257
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    ref = seg(np.stack([gray] * 3, -1)).labels
+    for name, note in [("gray.png", "grayscale"), ("rgba.png", "alpha"), ("deep.png", "16-bit")]:
+        caplog.clear()
+        result = seg(tmp_path / name)
+        np.testing.assert_array_equal(result.labels, ref)
+        assert any(note in n for n in result.notes)
+        assert any(note in r.getMessage() for r in caplog.records)
+
+
+def test_bad_inputs_raise_clear_errors(seg, tmp_path):
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(InputError, match="not a readable image"):
+        seg(tmp_path / "notes.png")
+    with pytest.raises(InputError, match="no such file"):
+        seg(tmp_path / "missing.jpg")
+    with pytest.raises(InputError, match="channels-first"):
+        seg(np.zeros((3, 20, 20), np.uint8))
+    with pytest.raises(InputError, match="cannot read an image"):
+        seg(12)
+
+
+def test_fixed_shape_model_resizes_and_maps_back(small_model):
+    meta = ModelMeta(arch="pp_liteseg_t", num_classes=5, input_shape=[1, 3, 64, 64])
+    seen = []
+
+    class Probe(liteseg.engine.backends.TorchBackend):
+        def __call__(self, x):
+            seen.append(x.shape)
+            return super().__call__(x)
+
+    seg = liteseg.Segmenter(Probe(small_model, meta), batch_size=8)
+    results = seg([np.zeros((50, 90, 3), np.uint8), np.zeros((50, 90, 3), np.uint8)])
+    assert all(s == (1, 3, 64, 64) for s in seen) and len(seen) == 2
+    assert results[0].labels.shape == (50, 90)
+
+
+def test_result_outputs_are_written(seg, tmp_path):
+    result = seg(np.random.RandomState(3).randint(0, 255, (24, 36, 3), dtype=np.uint8))
+    paths = result.save(tmp_path, stem="x", kinds=("labels", "color", "overlay", "probs"))
+    assert np.array_equal(np.asarray(Image.open(paths["labels"])), result.labels)
+    assert np.asarray(Image.open(paths["color"])).shape == (24, 36, 3)
+    assert np.load(paths["probs"]).shape == (5, 24, 36)
+    with pytest.raises(FileExistsError):
+        result.save(tmp_path, stem="x", kinds=("labels",))
+    colors = result.colorize()
+    np.testing.assert_array_equal(colors[0, 0], result.palette[result.labels[0, 0]])
+    blended = result.overlay(1.0)
+    np.testing.assert_array_equal(blended, colors)
