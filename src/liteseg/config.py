@@ -41,6 +41,7 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     val_scale: float = 1.0  # test scale of the periodic evaluation (PaddleSeg aug_eval scales)
+    val_limit: int = 0  # evaluate on the first N val images only (0 = all); for quick periodic checks
     class_names: list[str] | None = None  # list:/folders: datasets only (camvid/cityscapes know theirs)
     ignore_index: int = 255  # list:/folders: datasets only
     batch_size: int = 4  # per process (PaddleSeg batch_size is per GPU)
@@ -148,6 +149,8 @@ class Config:
             (t.iters > 0, "train.iters", f"must be > 0, got {t.iters}"),
             (self.data.batch_size > 0, "data.batch_size", f"must be > 0, got {self.data.batch_size}"),
             (self.data.num_workers >= 0, "data.num_workers", f"must be >= 0, got {self.data.num_workers}"),
+            (self.data.val_limit >= 0, "data.val_limit", f"must be >= 0, got {self.data.val_limit}"),
+            (self.data.val_scale > 0, "data.val_scale", f"must be > 0, got {self.data.val_scale}"),
             (t.log_interval > 0, "train.log_interval", f"must be > 0, got {t.log_interval}"),
             (t.eval_interval >= 0, "train.eval_interval", f"must be >= 0, got {t.eval_interval}"),
             (t.save_interval > 0, "train.save_interval", f"must be > 0, got {t.save_interval}"),

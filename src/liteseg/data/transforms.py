@@ -21,10 +21,10 @@ LABEL_PAD = 255
 
 def resize_pair(image: np.ndarray, label: np.ndarray, width: int, height: int) -> Sample:
     """Image bilinear (half-pixel centres, no antialias, like OpenCV's INTER_LINEAR), label nearest."""
-    img = torch.tensor(image).permute(2, 0, 1)[None].float()
+    img = torch.tensor(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
     img = F.interpolate(img, size=(height, width), mode="bilinear", align_corners=False)
     image = img[0].permute(1, 2, 0).clamp_(0, 255).to(torch.uint8).numpy()  # truncation, like Paddle's cast
-    lab = torch.tensor(label)[None, None].float()
+    lab = torch.tensor(np.ascontiguousarray(label))[None, None].float()
     label = F.interpolate(lab, size=(height, width), mode="nearest")[0, 0].to(torch.uint8).numpy()
     return image, label
 
@@ -152,5 +152,5 @@ class Normalize:
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
 
     def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        img = torch.tensor(image).permute(2, 0, 1).float().div_(255.0)
-        return (img - self.mean) / self.std, torch.tensor(label).long()
+        img = torch.tensor(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
+        return (img - self.mean) / self.std, torch.tensor(np.ascontiguousarray(label)).long()

@@ -165,7 +165,10 @@ class Trainer:
         if train_set is None:
             train_set = build_dataset(d.train, split=d.train_split, **extra).validate()
         if val_set is None and self.config.train.eval_interval > 0:
-            val_set = build_dataset(d.val or d.train, split=d.val_split, **extra).validate()
+            val_set = build_dataset(d.val or d.train, split=d.val_split, **extra)
+            if d.val_limit:
+                val_set.samples = val_set.samples[:d.val_limit]
+            val_set.validate()
         return train_set, val_set
 
     def _restore(self, path: Path) -> None:
