@@ -69,6 +69,11 @@ def resolve_device(name: str, info: DistInfo) -> torch.device:
     return device
 
 
+def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return [f"{section}.{key}: {old[section].get(key)!r} -> {value!r}" for section, values in new.items()
+            for key, value in values.items() if old.get(section, {}).get(key) != value]
+
+
 def _ignore_sigint_in_worker(_: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the workers
 
@@ -185,8 +190,16 @@ class Trainer:
             self.model.load_state_dict(state["model"])
         except RuntimeError as e:
             raise ckpt.CheckpointError(f"{path}: the weights do not fit the configured model ({e})") from None
+        changed = _changed_keys(saved.to_dict(), self.config.to_dict())
+        if changed:
+            log.warning("resuming with a changed config (the new values apply from here on): %s", ", ".join(changed))
         self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
+        self.scheduler.load_state_dict({"last_epoch": state["scheduler"]["last_epoch"],
+                                        "_step_count": state["scheduler"]["_step_count"],
+                                        "_last_lr": state["scheduler"]["_last_lr"]})
+        for group in self.optimizer.param_groups:  # the config, not the checkpoint, sets the hyper-parameters
+            group.update(lr=self.scheduler.get_lr()[0], momentum=self.config.optimizer.momentum,
+                         weight_decay=self.config.optimizer.weight_decay, nesterov=self.config.optimizer.nesterov)
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
         if self.scaler is not None and "scaler" in state:
@@ -195,7 +208,7 @@ class Trainer:
         self.start_iter = int(state["iteration"])
         best = state.get("best") or {}
         self.best_miou, self.best_iter = best.get("miou"), best.get("iter")
-        log.info("resumed from %s at iteration %d", path, self.start_iter)
+        self.notes = [f"resumed from {path} at iteration {self.start_iter}"]
 
     # -- state -------------------------------------------------------------------------------------------------
     def checkpoint_state(self, iteration: int) -> dict[str, Any]:
