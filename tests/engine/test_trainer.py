@@ -22,6 +22,15 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "camvid_tiny.yaml"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest single-threaded (and do not stall on a busy machine); restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def camvid_subset(camvid_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """A list dataset of the first 8 CamVid training images (absolute paths)."""

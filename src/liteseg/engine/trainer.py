@@ -93,6 +93,8 @@ class Trainer:
         self.dist = init_distributed("cuda" if "cuda" in cfg.train.device or (
             cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu", cfg.train.dist_backend)
         self.device = resolve_device(cfg.train.device, self.dist)
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)
         self.output_dir = Path(cfg.train.output_dir)
         self.resume_path = self._resume_path(resume)
         if cfg.train.amp == "fp16" and self.device.type != "cuda":
