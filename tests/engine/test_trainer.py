@@ -13,70 +13,13 @@ import torch
 
 import liteseg
 from liteseg.config import load_config
-from liteseg.data.palettes import CAMVID_CLASSES
 from liteseg.engine import checkpoint as ckpt
 from liteseg.engine.train_log import read_csv
 from liteseg.engine.trainer import Trainer, TrainingError
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "camvid_tiny.yaml"
+from .train_helpers import REPO, TINY, assert_same_state, final_state, overrides
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded (and do not stall on a busy machine); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def camvid_subset(camvid_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A list dataset of the first 8 CamVid training images (absolute paths)."""
-    lines = (camvid_dir / "train.txt").read_text().split("\n")[:8]
-    list_file = tmp_path_factory.mktemp("camvid") / "subset.txt"
-    list_file.write_text("\n".join(" ".join(str(camvid_dir / p) for p in line.split()) for line in lines))
-    return f"list:{list_file}"
-
-
-@pytest.fixture(scope="module")
-def small_val(camvid_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Two 96x128 crops of CamVid val images, so that evaluation stays fast."""
-    from PIL import Image
-
-    folder = tmp_path_factory.mktemp("val")
-    lines = []
-    for i, line in enumerate((camvid_dir / "val.txt").read_text().split("\n")[:2]):
-        image, label = (Image.open(camvid_dir / p) for p in line.split())
-        image.crop((0, 120, 128, 216)).save(folder / f"{i}.png")
-        label.crop((0, 120, 128, 216)).save(folder / f"{i}_label.png")
-        lines.append(f"{i}.png {i}_label.png")
-    (folder / "val.txt").write_text("\n".join(lines))
-    return f"list:{folder / 'val.txt'}"
-
-
-def overrides(data: str, out: Path, iters: int = 8, **extra: object) -> list[str]:
-    args = {"data.train": data, "data.class_names": "[" + ", ".join(CAMVID_CLASSES) + "]", "train.iters": iters,
-            "train.output_dir": str(out), "train.eval_interval": 0, "train.save_interval": 2,
-            "train.log_interval": 1, "train.keep_checkpoints": 10, "train.plot": False, "augment.crop_size": "[64,64]",
-            "augment.min_scale_factor": 0.25, "augment.max_scale_factor": 0.5, "data.batch_size": 2,
-            "loss.min_kept": 512, "scheduler.warmup_iters": 2, "optimizer.lr": 0.01}
-    args.update(extra)
-    return [f"{k}={v}" for k, v in args.items()]
-
-
-def final_state(out: Path) -> dict:
-    return ckpt.load_checkpoint(ckpt.list_checkpoints(out)[-1][1])
-
-
-def assert_same_state(a: dict, b: dict) -> None:
-    assert a["iteration"] == b["iteration"]
-    assert a["model"].keys() == b["model"].keys()
-    for key in a["model"]:
-        assert torch.equal(a["model"][key], b["model"][key]), key
-    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
-        assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,10 @@
 
 Iteration ``t`` always reads the same samples with the same augmentation, whatever happened before: the
 order of epoch ``e`` is ``DistributedSampler``'s shuffle with ``set_epoch(e)`` (last partial batch dropped),
-and sample ``j`` of iteration ``t`` is augmented with ``numpy.random.default_rng((seed, t, rank, j))``. So a
-run resumed at iteration ``t`` sees exactly the data an uninterrupted run sees, with any number of workers.
+and the sample at position ``g`` of iteration ``t``'s global batch is augmented with
+``numpy.random.default_rng((seed, t, g))``. So a run resumed at iteration ``t`` sees exactly the data an
+uninterrupted run sees, with any number of workers, and N processes with batch B see exactly the global batch
+one process with batch N x B sees (process ``r`` holds global positions ``r, r + N, r + 2N, ...``).
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from torch.utils.data import Dataset, DistributedSampler, Sampler
 from .transforms import (Compose, Normalize, RandomDistort, RandomHorizontalFlip, RandomPaddingCrop,
                          ResizeStepScaling)
 
-SampleKey = tuple[int, int, int, int]  # (dataset index, iteration, rank, position in the batch)
+SampleKey = tuple[int, int, int]  # (dataset index, iteration, position in the global batch)
 
 
 class IterationBatchSampler(Sampler[list[SampleKey]]):
@@ -31,7 +33,7 @@ class IterationBatchSampler(Sampler[list[SampleKey]]):
         if self.batches_per_epoch == 0:
             raise ValueError(f"the dataset has {dataset_len} samples, fewer than one batch of {batch_size} per "
                              f"process x {world_size} processes; lower data.batch_size or add data")
-        self.iters, self.start_iter, self.rank = iters, start_iter, rank
+        self.iters, self.start_iter, self.rank, self.world_size = iters, start_iter, rank, world_size
 
     def epoch_of(self, iteration: int) -> int:
         return iteration // self.batches_per_epoch
@@ -48,11 +50,11 @@ class IterationBatchSampler(Sampler[list[SampleKey]]):
                 order = list(self.sampler)
             b = t % self.batches_per_epoch
             indices = order[b * self.batch_size:(b + 1) * self.batch_size]
-            yield [(int(i), t, self.rank, j) for j, i in enumerate(indices)]
+            yield [(int(i), t, self.rank + self.world_size * j) for j, i in enumerate(indices)]
 
 
 class AugmentedDataset(Dataset):
-    """Wraps a dataset of ``{"image", "label"}`` items; ``dataset[(index, t, rank, j)]`` -> normalised tensors."""
+    """Wraps a dataset of ``{"image", "label"}`` items; ``dataset[(index, t, g)]`` -> normalised tensors."""
 
     def __init__(self, dataset: Any, transforms: Compose, normalize: Normalize, seed: int = 0) -> None:
         self.dataset, self.transforms, self.normalize, self.seed = dataset, transforms, normalize, seed
@@ -61,11 +63,11 @@ class AugmentedDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor]:
-        index, t, rank, j = key
+        index, t, position = key
         item = self.dataset[index]
         if item.get("label") is None:
             raise ValueError(f"{item.get('path', index)}: training needs labels, this sample has none")
-        rng = np.random.default_rng((self.seed, t, rank, j))
+        rng = np.random.default_rng((self.seed, t, position))
         image, label = self.transforms(item["image"], item["label"], rng)
         return self.normalize(image, label)
 

@@ -30,7 +30,7 @@ from ..errors import LitesegError
 from ..meta import ModelMeta
 from ..utils.io import atomic_write_bytes
 from . import checkpoint as ckpt
-from .distributed import DistInfo, all_reduce_sum, barrier, init_distributed
+from .distributed import DistInfo, all_reduce_sum, barrier, convert_sync_batchnorm, init_distributed
 from .losses import CrossEntropyLoss, MultiHeadLoss, OhemCrossEntropyLoss
 from .schedulers import WarmupPolyLR
 from .starting_points import build_train_model
@@ -113,7 +113,7 @@ class Trainer:
                               std=list(cfg.augment.std), ignore_index=self.train_set.ignore_index,
                               source=str(self.output_dir), source_format="liteseg-train")
         if self.dist.enabled and cfg.train.sync_bn:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = convert_sync_batchnorm(model, self.device.type)
         model.to(self.device)
         if cfg.train.channels_last:
             model.to(memory_format=torch.channels_last)
