@@ -61,19 +61,19 @@ def tensorboard_writer(log_dir: str | Path) -> Any:
 def plot_curves(train_csv: str | Path, eval_csv: str | Path, out: str | Path) -> Path | None:
     """PNG with the training loss and val mIoU over iterations; None (and a warning) without matplotlib."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         log.warning("matplotlib is not installed (pip install 'liteseg[plot]'); skipping the training plot")
         return None
     train, evals = read_csv(train_csv), read_csv(eval_csv)
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    fig = Figure(figsize=(8, 4.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     if train:
         ax.plot([r["iter"] for r in train], [r["loss"] for r in train], color="tab:blue", lw=1, label="train loss")
     ax.set_xlabel("iteration")
-    ax.set_ylabel("loss", color="tab:blue")
+    ax.set_ylabel("train loss", color="tab:blue")
     ax.grid(alpha=0.3)
     if evals:
         ax2 = ax.twinx()
@@ -83,6 +83,5 @@ def plot_curves(train_csv: str | Path, eval_csv: str | Path, out: str | Path) ->
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    plt.close(fig)
     atomic_write_bytes(out, buf.getvalue())
     return Path(out)
