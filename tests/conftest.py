@@ -60,3 +60,22 @@ def fixture_model(fixture_dir: Path):
     import liteseg
 
     return liteseg.load(fixture_dir / "weights.pdparams").model
+
+
+def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Fill every weight and BN statistic like the PaddleSeg fixture did (conv N(0, sqrt(2/fan_in)), BN gamma
+    U(0.5, 1.5), beta N(0, 0.1), mean N(0, 0.2), var U(0.5, 2)) so outputs are far from uniform; in place."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                fan_in = m.weight[0].numel()
+                m.weight.normal_(0, (2 / fan_in) ** 0.5, generator=g)
+                if m.bias is not None:
+                    m.bias.normal_(0, 0.05, generator=g)
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.normal_(0, 0.1, generator=g)
+                m.running_mean.normal_(0, 0.2, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+    return model

@@ -10,11 +10,12 @@ import liteseg
 from liteseg.engine.inputs import InputError
 from liteseg.meta import ModelMeta
 
+from ..conftest import randomize_
+
 
 @pytest.fixture(scope="module")
 def small_model():
-    torch.manual_seed(0)
-    return liteseg.create_model("pp_liteseg_t", num_classes=5).eval()
+    return randomize_(liteseg.create_model("pp_liteseg_t", num_classes=5)).eval()
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +128,35 @@ def test_result_outputs_are_written(seg, tmp_path):
     np.testing.assert_array_equal(colors[0, 0], result.palette[result.labels[0, 0]])
     blended = result.overlay(1.0)
     np.testing.assert_array_equal(blended, colors)
+
+
+@pytest.mark.parametrize("output", ["labels", "probs"])
+def test_exported_label_and_prob_graphs_give_the_same_labels(small_model, tmp_path, output):
+    pytest.importorskip("onnxruntime")
+    from liteseg.export.onnx import export_onnx
+
+    meta = ModelMeta(arch="pp_liteseg_t", num_classes=5, config=small_model.config)
+    path = tmp_path / f"{output}.onnx"
+    export_onnx(liteseg.engine.backends.resolve_model(small_model, meta), path, output=output,
+                include_preprocess=True, input_layout="nhwc")
+    rgb = np.random.RandomState(4).randint(0, 255, (40, 56, 3), dtype=np.uint8)
+    expected = liteseg.Segmenter(small_model, meta=meta)(rgb).labels
+    seg = liteseg.Segmenter(str(path), backend="onnxruntime", probs=output == "probs")
+    result = seg(rgb)
+    assert (result.labels != expected).mean() < 0.01
+    if output == "labels":
+        with pytest.raises(liteseg.LitesegError, match="outputs labels"):
+            liteseg.Segmenter(str(path), backend="onnxruntime", probs=True)
+    else:
+        np.testing.assert_allclose(result.probs.sum(0), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_segmenter_backends_agree_with_torch(small_model, backend):
+    pytest.importorskip(backend)
+    meta = ModelMeta(arch="pp_liteseg_t", num_classes=5, config=small_model.config)
+    rgb = np.random.RandomState(5).randint(0, 255, (48, 64, 3), dtype=np.uint8)
+    torch_result = liteseg.Segmenter(small_model, meta=meta, logits=True)(rgb)
+    other = liteseg.Segmenter(small_model, backend=backend, meta=meta, logits=True)(rgb)
+    assert np.abs(other.logits - torch_result.logits).max() < 1e-4
+    np.testing.assert_array_equal(other.labels, torch_result.labels)

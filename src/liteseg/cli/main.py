@@ -9,7 +9,7 @@ import sys
 from ..errors import LitesegError
 
 # Each module registers one sub-command; order = order in ``liteseg --help``.
-COMMANDS = ["predict", "val", "train", "convert", "info"]
+COMMANDS = ["predict", "val", "train", "convert", "export", "quantize", "benchmark", "info"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,9 +7,8 @@ from pathlib import Path
 from ..data import build_dataset
 from ..engine.backends import create_backend
 from ..engine.evaluator import evaluate
-from ..engine.report import REPORT_FILES, format_table, write_report
+from ..engine.report import check_output, format_table, write_report
 from ..engine.tta import parse_slide
-from ..errors import LitesegError
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -50,9 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    existing = [args.output / n for n in REPORT_FILES if (args.output / n).exists()]
-    if existing and not args.exist_ok:
-        raise LitesegError(f"{existing[0]}: already exists; choose another output folder or pass --exist-ok")
+    check_output(args.output, args.exist_ok)  # before the run, not after it
     slide = parse_slide(args.slide) if args.slide else None
     options = {}
     if args.backend == "torch":

@@ -18,12 +18,19 @@ from torch import nn
 from ..errors import LitesegError
 from ..loading import LoadedModel, load
 from ..meta import ModelMeta
+from .preprocess import normalize
 
 
 class Backend(ABC):
-    """Runs a segmentation model: ``backend(x)`` maps normalised NCHW float32 to logits NCHW float32."""
+    """Runs a segmentation model: ``backend(x)`` maps normalised NCHW float32 to logits NCHW float32.
+
+    Exported graphs may output ``probs`` or ``labels`` instead (``output_kind``) or take uint8 images with
+    the normalisation built in (``takes_images``); :meth:`run_images` and :meth:`predict` hide both.
+    """
 
     name: str = ""
+    output_kind: str = "logits"  # logits | probs: float32 [N, C, H, W]; labels: integer [N, H, W]
+    takes_images: bool = False
 
     def __init__(self, meta: ModelMeta) -> None:
         self.meta = meta
@@ -37,22 +44,44 @@ class Backend(ABC):
         """The only accepted (H, W), or None for any size."""
         return self.meta.fixed_hw
 
+    def run_images(self, images: np.ndarray) -> np.ndarray:
+        """The model output at input size for uint8 RGB images ``[N, H, W, 3]`` (or one ``[H, W, 3]``)."""
+        return self(normalize(images, self.meta))
+
+    def predict(self, images: np.ndarray) -> np.ndarray:
+        """Class indices ``[N, H, W]`` (int64) for uint8 RGB images: the same pre/post-processing everywhere."""
+        out = self.run_images(images)
+        return out.astype(np.int64) if self.output_kind == "labels" else out.argmax(axis=1)
+
     def close(self) -> None:
         """Release resources (sessions, threads)."""
 
 
 class TorchBackend(Backend):
-    """PyTorch eager (optionally fp16 on GPU / bf16 on CPU, channels_last)."""
+    """PyTorch eager (optionally fp16 on GPU / bf16 on CPU).
+
+    ``optimize=True`` runs a frozen TorchScript graph with ``optimize_for_inference`` (BatchNorm folded into the
+    convolutions, oneDNN layouts on CPU) that still accepts any input size; ``compile=True`` uses
+    ``torch.compile`` instead (needs a working compiler toolchain).
+    """
 
     name = "torch"
 
     def __init__(self, model: nn.Module, meta: ModelMeta, device: str | torch.device = "cpu",
-                 half: bool = False, threads: int | None = None) -> None:
+                 half: bool = False, threads: int | None = None, compile: bool = False,
+                 optimize: bool = False) -> None:
         super().__init__(meta)
         self.device = torch.device(device)
         if threads:
             torch.set_num_threads(threads)
         self.model = model.to(self.device).eval()
+        if optimize and compile:
+            raise LitesegError("choose either optimize=True (TorchScript) or compile=True (torch.compile)")
+        if optimize:
+            self.model = optimize_for_inference(self.model, self.device)
+            self.name = "torch-opt"
+        if compile:
+            self.model = torch.compile(self.model, dynamic=True)
         self.dtype = torch.float32
         if half:
             self.dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
@@ -68,6 +97,23 @@ class TorchBackend(Backend):
         if isinstance(out, (list, tuple)):
             out = out[0]
         return out.float().cpu().numpy()
+
+
+def optimize_for_inference(model: nn.Module, device: torch.device | str = "cpu") -> torch.jit.ScriptModule:
+    """A frozen, inference-optimised TorchScript copy of ``model`` (eval mode) that accepts any input size.
+
+    Traced once on a small input; resize targets and pooling come from runtime shapes, so other sizes work
+    (the tests check an odd size against eager).
+    """
+    import copy
+    import warnings
+
+    traced_model = copy.deepcopy(model).eval().to(device)
+    example = torch.zeros(1, 3, 64, 64, device=device)
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(traced_model, example, check_trace=False)
+        return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
 
 def _torch_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:

@@ -19,6 +19,7 @@ from ..meta import ModelMeta
 from ..metrics import SegMetrics
 from . import tta
 from .backends import Backend, TorchBackend, create_backend
+from .preprocess import normalize
 
 
 @dataclass
@@ -44,14 +45,12 @@ class EvalResult:
 class _Collate:
     """batch_size=1 collate run in the workers: uint8 RGB -> normalised float32 [1, 3, H, W], numpy kept."""
 
-    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
-        self.mean = np.asarray(mean, np.float32)
-        self.std = np.asarray(std, np.float32)
+    def __init__(self, meta: ModelMeta) -> None:
+        self.meta = meta
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         (item,) = items
-        x = (item["image"].astype(np.float32) / 255.0 - self.mean) / self.std
-        return {"x": np.ascontiguousarray(x.transpose(2, 0, 1)[None]), "label": item["label"], "path": item["path"]}
+        return {"x": normalize(item["image"], self.meta), "label": item["label"], "path": item["path"]}
 
 
 def _logits_fn(backend: Backend) -> tuple[tta.LogitsFn, torch.device]:
@@ -81,7 +80,7 @@ def _check_fixed_size(meta: ModelMeta, hw: tuple[int, int], scales: Sequence[flo
     for s in scales:
         if tta.scaled_size(hw, s) != tuple(fixed):
             size = tta.scaled_size(hw, s)
-            raise LitesegError(f"{meta.source or 'the model'} accepts only {fixed[1]}x{fixed[0]} (WxH) inputs but "
+            raise LitesegError(f"the model accepts only {fixed[1]}x{fixed[0]} (WxH) inputs but "
                                f"{path} at scale {s} is {size[1]}x{size[0]}; evaluate with --slide "
                                f"{fixed[1]}x{fixed[0]},STRIDE or use a dynamic-shape model")
 
@@ -126,14 +125,14 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
          skip_bad: bool, exclude_absent: bool) -> EvalResult:
     meta = runner.meta
     if meta.num_classes and meta.num_classes != dataset.num_classes:
-        raise LitesegError(f"{meta.source or 'the model'} predicts {meta.num_classes} classes but {dataset.name} has "
+        raise LitesegError(f"the model predicts {meta.num_classes} classes but {dataset.name} has "
                            f"{dataset.num_classes} ({', '.join(dataset.class_names[:4])}, ...); evaluate a model "
                            f"trained for this dataset's classes")
     dataset.validate(skip_bad=skip_bad)
     logits_fn, device = _logits_fn(runner)
     metrics = SegMetrics(dataset.num_classes, dataset.ignore_index, exclude_absent=exclude_absent)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
-                        collate_fn=_Collate(meta.mean, meta.std), persistent_workers=False)
+                        collate_fn=_Collate(meta), persistent_workers=False)
     bar = None
     if progress:
         from tqdm import tqdm

@@ -150,6 +150,14 @@ def plot_class_iou(result: EvalResult, path: Path, overwrite: bool = False) -> N
     _save(fig, path, overwrite)
 
 
+def check_output(out_dir: str | os.PathLike, exist_ok: bool = False) -> None:
+    """Refuse an output folder that already holds a report, unless ``exist_ok``."""
+    existing = [Path(out_dir) / name for name in REPORT_FILES if (Path(out_dir) / name).exists()]
+    if existing and not exist_ok:
+        raise LitesegError(f"{existing[0]}: already exists; choose another output folder or pass --exist-ok to "
+                           f"overwrite the report")
+
+
 def write_report(result: EvalResult, out_dir: str | os.PathLike, *, model: str, dataset: str, notes: str = "",
                  exist_ok: bool = False) -> dict[str, Path]:
     """Write metrics.json, report.md, confusion_matrix.png and class_iou.png into ``out_dir`` (atomically).
@@ -157,11 +165,8 @@ def write_report(result: EvalResult, out_dir: str | os.PathLike, *, model: str, 
     Existing report files are an error unless ``exist_ok``.
     """
     out = Path(out_dir)
+    check_output(out, exist_ok)
     paths = {name: out / name for name in REPORT_FILES}
-    existing = [str(p) for p in paths.values() if p.exists()]
-    if existing and not exist_ok:
-        raise LitesegError(f"{existing[0]}: already exists; choose another output folder or pass --exist-ok to "
-                           f"overwrite the report")
     out.mkdir(parents=True, exist_ok=True)
     from .. import __version__
 

@@ -10,11 +10,12 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
+from ..errors import LitesegError
 from ..meta import ModelMeta
 from ..utils.io import atomic_path
 from .backends import Backend, create_backend
 from .inputs import as_rgb
-from .preprocess import normalize, resize_bilinear
+from .preprocess import resize_bilinear, resize_image, resize_labels
 from .visualize import colorize, overlay
 
 log = logging.getLogger("liteseg")
@@ -114,6 +115,10 @@ class Segmenter:
             options = {k: v for k, v in dict(device=device, half=half or None, threads=threads).items() if v}
             self.backend = create_backend(model, backend, meta=meta, **options)
         self.meta = self.backend.meta
+        kind = self.backend.output_kind
+        if (probs and kind == "labels") or (logits and kind != "logits"):
+            raise LitesegError(f"this model outputs {kind}, so {'probabilities' if probs else 'logits'} are not "
+                               f"available; export it with --output logits")
         self.channel_order = channel_order
         self.want_probs, self.want_logits, self.keep_image = probs, logits, keep_image
         self.batch_size = max(1, int(batch_size))
@@ -163,18 +168,22 @@ class Segmenter:
 
     def _run(self, images: Sequence[np.ndarray]) -> list[SegResult]:
         target = self.target_hw
-        batch = []
-        for img in images:
-            x = normalize(img, self.meta)
-            batch.append(resize_bilinear(x, target) if target else x)
-        logits_batch = self.backend(np.concatenate(batch))
-        out = []
-        for img, logits in zip(images, logits_batch):
-            logits = resize_bilinear(logits[None], img.shape[:2])[0]
-            labels = logits.argmax(axis=0).astype(np.uint8 if logits.shape[0] <= 256 else np.int32)
-            out.append(SegResult(
-                labels=labels, class_names=list(self.meta.class_names), palette=[list(c) for c in self.meta.palette],
+        batch = np.stack([resize_image(img, target) if target else img for img in images])
+        outputs = self.backend.run_images(batch)
+        kind = self.backend.output_kind
+        results = []
+        for img, out in zip(images, outputs):
+            size = img.shape[:2]
+            if kind == "labels":
+                labels = resize_labels(out, size) if out.shape != size else out
+                scores = None
+            else:
+                scores = resize_bilinear(out[None], size)[0]
+                labels = scores.argmax(axis=0)
+            results.append(SegResult(
+                labels=labels.astype(np.uint8 if self.meta.num_classes <= 256 else np.int32),
+                class_names=list(self.meta.class_names), palette=[list(c) for c in self.meta.palette],
                 image=img if self.keep_image else None,
-                probs=_softmax(logits) if self.want_probs else None,
-                logits=logits if self.want_logits else None))
-        return out
+                probs=(scores if kind == "probs" else _softmax(scores)) if self.want_probs else None,
+                logits=scores if self.want_logits else None))
+        return results

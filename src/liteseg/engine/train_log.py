@@ -58,14 +58,11 @@ def tensorboard_writer(log_dir: str | Path) -> Any:
     return SummaryWriter(log_dir=str(log_dir))
 
 
-def plot_curves(train_csv: str | Path, eval_csv: str | Path, out: str | Path) -> Path | None:
-    """PNG with the training loss and val mIoU over iterations; None (and a warning) without matplotlib."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        log.warning("matplotlib is not installed (pip install 'liteseg[plot]'); skipping the training plot")
-        return None
+def plot_curves(train_csv: str | Path, eval_csv: str | Path, out: str | Path) -> Path:
+    """PNG with the training loss and val mIoU over iterations."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     train, evals = read_csv(train_csv), read_csv(eval_csv)
     fig = Figure(figsize=(8, 4.5), dpi=100)
     FigureCanvasAgg(fig)

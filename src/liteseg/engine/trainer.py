@@ -375,8 +375,7 @@ class Trainer:
         if info.is_main and tc.plot and not interrupted:
             png = plot_curves(self.output_dir / "train_log.csv", self.output_dir / "eval_log.csv",
                               self.output_dir / "training_curves.png")
-            if png is not None:
-                log.info("wrote %s", png)
+            log.info("wrote %s", png)
         speed = images_per_iter * (done - self.start_iter) / max(seconds, 1e-9)
         return TrainResult(done, interrupted, self.best_miou, self.best_iter, self.output_dir, seconds, speed)
 

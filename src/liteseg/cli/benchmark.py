@@ -1,0 +1,74 @@
+"""``liteseg benchmark --model M --backend torch|torch-opt|onnxruntime|openvino|all --shape 1,3,512,1024``."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..engine.backends import available_backends
+from ..engine.benchmark import (BENCH_BACKENDS, make_backend, model_stats, plot_results, results_table,
+                                run_benchmark, to_json)
+from ..errors import LitesegError
+from ..export.onnx import parse_shape
+from ..utils.io import atomic_write_bytes
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("benchmark", help="latency, throughput, memory, params and FLOPs per backend and shape",
+                       description="Time the model call (no pre/post-processing) on random input, per backend and "
+                                   "input shape, after warm-up; report p50/p90/min latency, images/s, peak memory, "
+                                   "parameter count and conv FLOPs.")
+    p.add_argument("--model", "-m", required=True, help="any model liteseg.load accepts, or an .onnx file")
+    p.add_argument("--backend", default="torch",
+                   help=f"comma-separated: {', '.join(BENCH_BACKENDS)} or all (default torch)")
+    p.add_argument("--shape", action="append", help="input N,3,H,W (repeatable; default 1,3,512,1024)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
+    p.add_argument("--runs", type=int, default=20, help="timed calls (default 20)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: the library's)")
+    p.add_argument("--json", type=Path, help="write the results as JSON")
+    p.add_argument("--plot", type=Path, help="write a PNG bar chart of latency per backend and shape")
+    p.set_defaults(func=run)
+
+
+def _backends(text: str) -> list[str]:
+    if text == "all":
+        have = set(available_backends())
+        return [b for b in BENCH_BACKENDS if b in have or b == "torch-opt"]
+    names = [b.strip() for b in text.split(",") if b.strip()]
+    unknown = [b for b in names if b not in BENCH_BACKENDS]
+    if unknown:
+        raise LitesegError(f"--backend: unknown {unknown}; choose from {', '.join(BENCH_BACKENDS)} or all")
+    return names
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.runs < 1 or args.warmup < 0:
+        raise LitesegError("--runs must be >= 1 and --warmup >= 0")
+    shapes = [parse_shape(s) for s in (args.shape or ["1,3,512,1024"])]
+    names = _backends(args.backend)
+    onnx_source = str(args.model).lower().endswith(".onnx")
+    stats = {} if onnx_source else model_stats(args.model, shapes[0])
+    results = []
+    for name in tqdm(names, desc="backends", unit="backend", disable=len(names) == 1):
+        backend = make_backend(args.model, name, threads=args.threads)
+        for shape in shapes:
+            results.append(run_benchmark(backend, shape, args.warmup, args.runs, args.threads))
+        backend.close()
+    report = to_json(results, stats)
+    machine = report["machine"]
+    print(f"machine: {machine['cpu']} ({machine['cores']} cores), torch {machine['torch']}, "
+          f"threads {results[0].threads}, warm-up {args.warmup}, runs {args.runs}; model call only")
+    if stats:
+        print(f"model: {stats['arch']}, {stats['params']:,} params ({stats['params_inference']:,} in the eval graph), "
+              f"{stats['macs'] / 1e9:.2f} G MACs = {stats['flops'] / 1e9:.2f} GFLOPs (convs) at "
+              f"{'x'.join(map(str, shapes[0]))}")
+    print(results_table(results))
+    if args.json:
+        atomic_write_bytes(args.json, json.dumps(report, indent=2).encode())
+        print(f"wrote {args.json}")
+    if args.plot:
+        plot_results(results, args.plot)
+        print(f"wrote {args.plot}")
+    return 0

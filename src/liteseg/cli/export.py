@@ -1,0 +1,61 @@
+"""``liteseg export MODEL -o OUT.onnx``: ONNX export (dynamic shapes by default) with a verification run."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import LitesegError
+from ..models.registry import list_models
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a model to ONNX (dynamic or fixed shapes)",
+                       description="Export MODEL (any file liteseg.load accepts, or a registered model name with "
+                                   "--weights) to ONNX. Default: dynamic batch, height and width, exact for "
+                                   "every size. The result is checked in ONNX Runtime against PyTorch.")
+    p.add_argument("model", help="model file/folder/.tgz, or a registered name (see 'liteseg info')")
+    p.add_argument("-o", "--output-file", required=True, type=Path, help="the .onnx file to write")
+    p.add_argument("--weights", help="weights for a registered model name (random init without)")
+    p.add_argument("--num-classes", type=int, help="class count for a registered model name without weights")
+    p.add_argument("--input-shape", help="fix the input, e.g. 1,3,512,512 (-1 keeps a dimension dynamic)")
+    p.add_argument("--output", default="logits", choices=["logits", "probs", "labels"], help="graph output")
+    p.add_argument("--labels-dtype", default="int64", choices=["int64", "uint8"], help="dtype of --output labels")
+    p.add_argument("--output-size", default="input", choices=["input", "stride"],
+                   help="'stride': no final resize, N x C x ceil(H/8) x ceil(W/8)")
+    p.add_argument("--include-preprocess", action="store_true",
+                   help="uint8 RGB input, normalisation (mean/std from the model) inside the graph")
+    p.add_argument("--input-layout", default="nchw", choices=["nchw", "nhwc"], help="layout of the uint8 input")
+    p.add_argument("--opset", type=int, help="ONNX opset (default: newest ONNX Runtime supports; 11 works)")
+    p.add_argument("--fp16", action="store_true", help="float16 weights and compute, float32 input/output")
+    p.add_argument("--simplify", action="store_true", help="run onnxslim (pip install 'liteseg[simplify]')")
+    p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
+    p.add_argument("--force", action="store_true", help="overwrite the output file")
+    p.set_defaults(func=run)
+
+
+def resolve_source(model: str, weights: str | None, num_classes: int | None) -> Any:
+    """A path for ``liteseg.load``, or a model built from a registered name (with optional weights)."""
+    if model in list_models():
+        from ..engine.backends import resolve_model
+        from ..loading import create_model
+
+        return resolve_model(create_model(model, num_classes=num_classes, weights=weights).eval())
+    if weights or num_classes:
+        raise LitesegError(f"--weights/--num-classes go with a registered model name ({', '.join(list_models())}), "
+                           f"not with the file {model}")
+    return model
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export.onnx import export_onnx
+
+    if args.output_file.suffix.lower() != ".onnx":
+        raise LitesegError(f"{args.output_file}: the output file must end in .onnx")
+    report = export_onnx(resolve_source(args.model, args.weights, args.num_classes), args.output_file,
+                         input_shape=args.input_shape, output=args.output, labels_dtype=args.labels_dtype,
+                         output_size=args.output_size, include_preprocess=args.include_preprocess,
+                         input_layout=args.input_layout, opset=args.opset, fp16=args.fp16, simplify=args.simplify,
+                         verify=not args.no_verify, overwrite=args.force)
+    print(report.summary())
+    return 0

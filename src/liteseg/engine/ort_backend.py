@@ -1,0 +1,39 @@
+"""ONNX Runtime backend (CPU): ``create_backend("model.onnx", "onnxruntime")``; registers itself on import."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnxruntime  # noqa: F401  (a missing package makes this module unavailable, see _LAZY_BACKENDS)
+
+from ..export.onnx import ort_session
+from ..meta import ModelMeta
+from .backends import Backend, register_backend
+from .onnx_graph import OnnxGraphBackend, open_graph
+
+
+class OrtBackend(OnnxGraphBackend):
+    """An ONNX Runtime session with full graph optimisation.
+
+    ``threads`` sets intra-op threads; ``spinning=False`` stops idle worker threads from spinning (fairer
+    timings when several engines share few cores).
+    """
+
+    name = "onnxruntime"
+
+    def __init__(self, proto: Any, meta: ModelMeta, info: Any, source: str, threads: int | None = None,
+                 spinning: bool = True) -> None:
+        super().__init__(meta, info, source)
+        self.session = ort_session(proto, threads=threads, spinning=spinning)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]
+
+
+def _factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
+    proto, meta, info, name = open_graph(source, meta)
+    return OrtBackend(proto, meta, info, name, **options)
+
+
+register_backend("onnxruntime", _factory)

@@ -1,0 +1,1 @@
+"""Deployment exports: ONNX (fixed or dynamic shapes, several output modes), verification, INT8 quantization."""

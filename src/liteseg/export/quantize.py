@@ -1,0 +1,236 @@
+"""INT8 static quantization for ONNX Runtime (QDQ, per-channel weights) with an accuracy and speed report."""
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from ..errors import LitesegError
+from ..utils.io import atomic_write_bytes
+from .metadata import load_onnx, read_metadata, write_metadata
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class QuantizeReport:
+    """Accuracy and latency of the INT8 graph next to the float graph it came from."""
+
+    path: Path
+    calibration_images: int
+    excluded_nodes: list[str] = field(default_factory=list)
+    agreement: float = float("nan")  # fraction of pixels where INT8 and FP32 labels agree
+    miou_vs_fp32: float = float("nan")  # mIoU of INT8 labels scored against FP32 labels
+    eval_images: int = 0
+    fp32_miou: float = float("nan")  # on the labelled set
+    int8_miou: float = float("nan")
+    bench_shape: tuple[int, ...] = ()
+    fp32_ms: float = float("nan")
+    int8_ms: float = float("nan")
+    threads: int = 0
+
+    @property
+    def speedup(self) -> float:
+        return self.fp32_ms / self.int8_ms
+
+    def summary(self) -> str:
+        lines = [f"wrote {self.path} (calibrated on {self.calibration_images} images; kept in float: "
+                 f"{', '.join(self.excluded_nodes) or 'nothing'})"]
+        if self.eval_images:
+            lines.append(f"on {self.eval_images} labelled images: mIoU FP32 {self.fp32_miou:.4f} -> INT8 "
+                         f"{self.int8_miou:.4f} ({self.int8_miou - self.fp32_miou:+.4f}); INT8 vs FP32 "
+                         f"predictions: {self.agreement:.2%} pixels agree, mIoU {self.miou_vs_fp32:.4f}")
+        if self.bench_shape:
+            shape = "x".join(map(str, self.bench_shape))
+            lines.append(f"ONNX Runtime latency at {shape}, {self.threads} threads (median): FP32 "
+                         f"{self.fp32_ms:.1f} ms, INT8 {self.int8_ms:.1f} ms, speed-up {self.speedup:.2f}x")
+        return "\n".join(lines)
+
+
+def list_images(source: str | os.PathLike, limit: int | None = None) -> list[Path]:
+    """Image files of a folder (sorted, recursive) or the first column of a list file."""
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    elif source.is_file():
+        files = [source.parent / line.split()[0] for line in source.read_text().splitlines() if line.strip()]
+    else:
+        raise LitesegError(f"{source}: no such image folder or list file")
+    if not files:
+        raise LitesegError(f"{source}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return files[:limit] if limit else files
+
+
+def list_labelled(list_file: str | os.PathLike, limit: int | None = None) -> list[tuple[Path, Path]]:
+    """(image, label) pairs of a PaddleSeg list file (``image label`` per line, relative to its folder)."""
+    list_file = Path(list_file)
+    if not list_file.is_file():
+        raise LitesegError(f"{list_file}: no such list file (expected lines 'image_path label_path')")
+    pairs = []
+    for n, line in enumerate(list_file.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2:
+            raise LitesegError(f"{list_file}:{n}: expected 'image_path label_path', got {line!r}")
+        pairs.append((list_file.parent / parts[0], list_file.parent / parts[1]))
+    return pairs[:limit] if limit else pairs
+
+
+def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """uint8 RGB ``[H, W, 3]``, bilinearly resized to ``size`` (H, W) when given."""
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if size and im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            return np.asarray(im)
+    except OSError as e:
+        raise LitesegError(f"{path}: cannot read image ({e})") from None
+
+
+def read_label(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Label map ``[H, W]`` (nearest resize to ``size`` when given)."""
+    try:
+        with Image.open(path) as im:
+            if size and im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.NEAREST)
+            return np.asarray(im).astype(np.int64)
+    except OSError as e:
+        raise LitesegError(f"{path}: cannot read label ({e})") from None
+
+
+def _graph_inputs(backend: Any, images: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
+    """What the graph's input receives for each image (uint8 for baked-in preprocessing)."""
+    from ..engine.preprocess import normalize
+
+    for img in images:
+        if backend.takes_images:
+            yield img[None] if backend.info.input_layout == "nhwc" else img.transpose(2, 0, 1)[None].copy()
+        else:
+            yield normalize(img, backend.meta)
+
+
+def final_resize(proto: Any) -> list[str]:
+    """Name of the last Resize (the full-resolution upsample), to keep in float."""
+    resizes = [n for n in proto.graph.node if n.op_type == "Resize"]
+    return [resizes[-1].name] if resizes else []
+
+
+def quantize_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike, calibration: Sequence[Path], *,
+                  keep_final_resize_float: bool = True, overwrite: bool = False) -> list[str]:
+    """Static INT8 quantization (QDQ, per-channel int8 weights, uint8 activations, MinMax calibration).
+
+    ``calibration``: image files, resized to the graph's fixed size if it has one. Returns the node names kept
+    in float. The liteseg metadata is carried over, marked as quantized.
+    """
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from ..engine.backends import create_backend
+
+    out_path = Path(out_path)
+    if out_path.exists() and not overwrite:
+        raise LitesegError(f"{out_path}: already exists; pass --force to overwrite it")
+    proto = load_onnx(model_path)
+    stored = read_metadata(proto, os.fspath(model_path))
+    if stored is not None and (stored[1].quantized or stored[1].fp16):
+        raise LitesegError(f"{model_path}: quantize a float32 export, not an already quantized or fp16 one")
+    backend = create_backend(model_path, "onnxruntime")
+    size = backend.meta.fixed_hw
+    excluded = final_resize(proto) if keep_final_resize_float and backend.info.output_size == "input" else []
+    name = backend.input_name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            images = (read_rgb(p, size) for p in tqdm(calibration, desc="calibrating", unit="img"))
+            self.batches = ({name: x} for x in _graph_inputs(backend, images))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_out = Path(tmp) / "int8.onnx"
+        quantize_static(os.fspath(model_path), os.fspath(tmp_out), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        nodes_to_exclude=excluded)
+        result = load_onnx(tmp_out)
+    if stored is not None:
+        meta, info = stored
+        info.quantized = "int8 QDQ (u8 activations, per-channel s8 weights)"
+        write_metadata(result, meta, info)
+    atomic_write_bytes(out_path, result.SerializeToString(), overwrite=overwrite)
+    return excluded
+
+
+def _confusion(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
+    valid = label != ignore_index
+    idx = label[valid].astype(np.int64) * num_classes + pred[valid].astype(np.int64)
+    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+
+
+def miou(conf: np.ndarray) -> float:
+    """Mean IoU from a confusion matrix (rows: label, columns: prediction); an empty class counts 0."""
+    inter = np.diag(conf).astype(np.float64)
+    union = conf.sum(0) + conf.sum(1) - inter
+    return float(np.mean(np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)))
+
+
+def median_ms(run: Callable[[np.ndarray], Any], x: np.ndarray, runs: int, warmup: int = 3) -> float:
+    """Median latency of ``run(x)`` in milliseconds after ``warmup`` runs."""
+    for _ in range(warmup):
+        run(x)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run(x)
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+def compare_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, report: QuantizeReport, *,
+                 labelled: Sequence[tuple[Path, Path]] = (), bench_shape: Sequence[int] | None = None,
+                 runs: int = 10, threads: int = 2) -> QuantizeReport:
+    """Fill ``report`` with INT8-vs-FP32 accuracy on ``labelled`` pairs and ONNX Runtime latency at ``bench_shape``."""
+    from ..engine.backends import create_backend
+
+    fp32 = create_backend(fp32_path, "onnxruntime", threads=threads, spinning=False)
+    int8 = create_backend(int8_path, "onnxruntime", threads=threads, spinning=False)
+    c = fp32.meta.num_classes
+    size = fp32.meta.fixed_hw
+    conf_fp32 = np.zeros((c, c), np.int64)
+    conf_int8 = np.zeros((c, c), np.int64)
+    conf_cross = np.zeros((c, c), np.int64)
+    for image_path, label_path in tqdm(labelled, desc="evaluating", unit="img"):
+        image = read_rgb(image_path, size)
+        label = read_label(label_path, size)
+        if label.shape != image.shape[:2]:
+            raise LitesegError(f"{label_path}: label size {label.shape} differs from image {image.shape[:2]}")
+        p32, p8 = fp32.predict(image)[0], int8.predict(image)[0]
+        conf_fp32 += _confusion(p32, label, c, fp32.meta.ignore_index)
+        conf_int8 += _confusion(p8, label, c, fp32.meta.ignore_index)
+        conf_cross += _confusion(p8, p32, c, -1)
+    if labelled:
+        report.eval_images = len(labelled)
+        report.fp32_miou, report.int8_miou = miou(conf_fp32), miou(conf_int8)
+        report.miou_vs_fp32 = miou(conf_cross)
+        report.agreement = float(np.trace(conf_cross) / conf_cross.sum())
+    if bench_shape:
+        report.bench_shape = tuple(bench_shape)
+        report.threads = threads
+        rng = np.random.default_rng(0)
+        n, _, h, w = bench_shape
+        if fp32.takes_images:
+            x = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+            report.fp32_ms, report.int8_ms = median_ms(fp32.run_images, x, runs), median_ms(int8.run_images, x, runs)
+        else:
+            x = rng.standard_normal(tuple(bench_shape)).astype(np.float32)
+            report.fp32_ms, report.int8_ms = median_ms(fp32, x, runs), median_ms(int8, x, runs)
+    return report

@@ -1,0 +1,67 @@
+"""INT8 static quantization and its report, on tiny generated images."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import onnx
+import pytest
+from PIL import Image
+
+from liteseg.cli.main import main
+from liteseg.engine.backends import create_backend
+from liteseg.errors import LitesegError
+from liteseg.export.onnx import export_onnx
+from liteseg.export.quantize import QuantizeReport, compare_int8, list_images, quantize_onnx
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("qdata")
+    (root / "images").mkdir()
+    (root / "labels").mkdir()
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(root / "images" / f"{i}.png")
+        label = rng.integers(0, 19, (48, 64), dtype=np.uint8)
+        label[:4] = 255
+        Image.fromarray(label).save(root / "labels" / f"{i}.png")
+        lines.append(f"images/{i}.png labels/{i}.png")
+    (root / "val.txt").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def fp32(tmp_path_factory, fixture_model):
+    path = tmp_path_factory.mktemp("q") / "fp32.onnx"
+    export_onnx(fixture_model, path, verify=False)
+    return path
+
+
+def test_quantize_and_report(tmp_path, data, fp32):
+    out = tmp_path / "int8.onnx"
+    excluded = quantize_onnx(fp32, out, list_images(data / "images"))
+    model = onnx.load(out)
+    ops = {n.op_type for n in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    assert excluded and excluded[0] in {n.name for n in model.graph.node if n.op_type == "Resize"}
+    backend = create_backend(out, "onnxruntime")
+    assert backend.info.quantized.startswith("int8") and backend.meta.num_classes == 19
+    report = compare_int8(fp32, out, QuantizeReport(out, 3, excluded), labelled=[
+        (data / f"images/{i}.png", data / f"labels/{i}.png") for i in range(3)], bench_shape=(1, 3, 48, 64), runs=2)
+    assert report.eval_images == 3 and 0.0 <= report.agreement <= 1.0
+    assert all(math.isfinite(v) for v in (report.fp32_miou, report.int8_miou, report.fp32_ms, report.int8_ms))
+    assert "speed-up" in report.summary()
+    with pytest.raises(LitesegError, match="already quantized"):
+        quantize_onnx(out, tmp_path / "again.onnx", list_images(data / "images"))
+
+
+def test_quantize_cli(tmp_path, data, fp32, capsys):
+    out = tmp_path / "int8.onnx"
+    assert main(["quantize", str(fp32), "-o", str(out), "--calib", str(data / "val.txt"), "--num-calib", "2",
+                 "--eval-list", str(data / "val.txt"), "--bench-shape", "1,3,48,64", "--runs", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "calibrated on 2 images" in text and "mIoU FP32" in text
+    assert main(["quantize", str(fp32), "-o", str(tmp_path / "x.onnx"), "--calib", str(tmp_path / "nope")]) == 2
+    assert "no such image folder" in capsys.readouterr().err
