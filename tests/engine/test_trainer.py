@@ -115,3 +115,12 @@ def test_full_run_outputs_and_best_model(camvid_subset, small_val, tmp_path):
     assert meta.num_classes == 11 and model(torch.zeros(1, 3, 32, 32)).shape == (1, 11, 32, 32)
     with pytest.raises(TrainingError, match="already holds a training run"):
         Trainer(cfg, progress=False)
+
+
+def test_missing_tensorboard_is_reported_before_training(camvid_subset, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        pytest.skip("tensorboard is installed")
+    with pytest.raises(liteseg.LitesegError, match=r"pip install 'liteseg\[tensorboard\]'"):
+        Trainer(load_config(TINY, overrides(camvid_subset, tmp_path, **{"train.tensorboard": "true"})))

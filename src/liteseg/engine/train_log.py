@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
-import logging
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import LitesegError
 from ..utils.io import atomic_write_bytes
 
-log = logging.getLogger(__name__)
 
 TRAIN_FIELDS = ["iter", "epoch", "loss", "loss_main", "loss_aux16", "loss_aux32", "lr", "images_per_s", "elapsed_s"]
 EVAL_FIELDS = ["iter", "miou", "acc", "kappa", "best_miou", "best_iter"]
@@ -48,13 +47,18 @@ def read_csv(path: str | Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in r.items() if v not in ("", None)} for r in csv.DictReader(f)]
 
 
-def tensorboard_writer(log_dir: str | Path) -> Any:
-    """A ``SummaryWriter``; a clear error when the optional ``tensorboard`` package is missing."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
+def require_tensorboard() -> None:
+    """Fail early, with the install command, when the optional ``tensorboard`` package is missing."""
+    if importlib.util.find_spec("tensorboard") is None:
         raise LitesegError("train.tensorboard=true needs the tensorboard package: pip install 'liteseg[tensorboard]' "
-                           "(or set train.tensorboard=false; the CSV logs are always written)") from None
+                           "(or set train.tensorboard=false; the CSV logs are always written)")
+
+
+def tensorboard_writer(log_dir: str | Path) -> Any:
+    """A TensorBoard ``SummaryWriter`` writing to ``log_dir``."""
+    require_tensorboard()
+    from torch.utils.tensorboard import SummaryWriter
+
     return SummaryWriter(log_dir=str(log_dir))
 
 

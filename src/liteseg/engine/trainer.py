@@ -34,7 +34,7 @@ from .distributed import DistInfo, all_reduce_sum, barrier, convert_sync_batchno
 from .losses import CrossEntropyLoss, MultiHeadLoss, OhemCrossEntropyLoss
 from .schedulers import WarmupPolyLR
 from .starting_points import build_train_model
-from .train_log import EVAL_FIELDS, TRAIN_FIELDS, CSVLog, plot_curves, tensorboard_writer
+from .train_log import EVAL_FIELDS, TRAIN_FIELDS, CSVLog, plot_curves, require_tensorboard, tensorboard_writer
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,8 @@ class Trainer:
         if cfg.train.amp == "fp16" and self.device.type != "cuda":
             raise TrainingError("train.amp=fp16 needs a CUDA device; use train.amp=bf16 on CPU")
 
+        if cfg.train.tensorboard and self.dist.is_main:
+            require_tensorboard()
         self.train_set, self.val_set = self._datasets(train_set, val_set)
         num_classes = cfg.model.num_classes or self.train_set.num_classes
         if num_classes != self.train_set.num_classes:
