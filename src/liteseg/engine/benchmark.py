@@ -38,7 +38,9 @@ class BenchResult:
 
 def machine_info() -> dict[str, Any]:
     """CPU model, core count and library versions, for reports."""
-    cpu = platform.processor() or platform.machine()
+    # platform.processor()/platform.platform() spawn `uname`; os.uname-based calls avoid a subprocess, which
+    # crashed the process at exit after OpenVINO and forked DataLoader workers had run in it.
+    cpu = platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -47,7 +49,7 @@ def machine_info() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+    info = {"cpu": cpu, "cores": os.cpu_count(), "platform": f"{platform.system()}-{platform.release()}-{platform.machine()}", "python": platform.python_version(),
             "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     for module in ("onnxruntime", "openvino"):
         try:
