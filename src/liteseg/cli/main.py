@@ -9,7 +9,7 @@ import sys
 from ..errors import LitesegError
 
 # Each module registers one sub-command; order = order in ``liteseg --help``.
-COMMANDS = ["predict", "val", "convert", "export", "quantize", "benchmark", "serve", "info"]
+COMMANDS = ["predict", "val", "train", "convert", "export", "quantize", "benchmark", "serve", "info"]
 
 
 def build_parser() -> argparse.ArgumentParser:

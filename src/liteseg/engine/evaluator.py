@@ -19,6 +19,7 @@ from ..meta import ModelMeta
 from ..metrics import SegMetrics
 from . import tta
 from .backends import Backend, TorchBackend, create_backend
+from .loader_workers import restore_sigchld
 from .preprocess import normalize
 
 
@@ -140,24 +141,25 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
         bar = tqdm(total=len(dataset), desc="evaluating", unit="img", dynamic_ncols=True)
     start = time.perf_counter()
     count = 0
-    try:
-        for batch in loader:
-            if batch["label"] is None:
-                raise DatasetError(f"{batch['path']}: no label; evaluation needs labelled samples")
-            x = torch.from_numpy(batch["x"]).to(device)
-            _check_fixed_size(meta, tuple(x.shape[-2:]), scales, slide, batch["path"])
-            scores = tta.aug_inference(logits_fn, x, scales=scales, flip_h=flip, flip_v=flip_v, slide=slide,
-                                       legacy=legacy_aug)
-            if scores.shape[1] != dataset.num_classes:
-                raise LitesegError(f"the model returned {scores.shape[1]} channels but {dataset.name} has "
-                                   f"{dataset.num_classes} classes")
-            metrics.update(scores.argmax(dim=1)[0].cpu(), batch["label"])
-            count += 1
+    with restore_sigchld():
+        try:
+            for batch in loader:
+                if batch["label"] is None:
+                    raise DatasetError(f"{batch['path']}: no label; evaluation needs labelled samples")
+                x = torch.from_numpy(batch["x"]).to(device)
+                _check_fixed_size(meta, tuple(x.shape[-2:]), scales, slide, batch["path"])
+                scores = tta.aug_inference(logits_fn, x, scales=scales, flip_h=flip, flip_v=flip_v, slide=slide,
+                                           legacy=legacy_aug)
+                if scores.shape[1] != dataset.num_classes:
+                    raise LitesegError(f"the model returned {scores.shape[1]} channels but {dataset.name} has "
+                                       f"{dataset.num_classes} classes")
+                metrics.update(scores.argmax(dim=1)[0].cpu(), batch["label"])
+                count += 1
+                if bar is not None:
+                    bar.update(1)
+        finally:
             if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
     seconds = time.perf_counter() - start
     protocol = {"scales": list(scales), "flip": flip, "flip_v": flip_v, "legacy_aug": legacy_aug,
                 "slide": [list(slide[0]), list(slide[1])] if slide else None, "backend": runner.name,

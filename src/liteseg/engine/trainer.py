@@ -1,0 +1,432 @@
+"""The iteration-based training loop of PaddleSeg's recipes, with exact resume and safe stopping.
+
+One iteration = one optimizer step on ``data.batch_size x train.accum_steps`` images per process. Every
+``log_interval`` iterations a CSV row (and TensorBoard scalars), every ``eval_interval`` a validation with
+best-model tracking, every ``save_interval`` an atomic checkpoint (the newest ``keep_checkpoints`` are kept).
+A non-finite loss stops the run before the weights are touched; Ctrl-C finishes the current iteration, saves a
+checkpoint and returns. Under ``torchrun`` the model is wrapped in DDP (SyncBatchNorm by default) and only
+rank 0 writes files.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..config import Config, config_from_dict
+from ..data.sampling import AugmentedDataset, IterationBatchSampler, build_train_transforms, collate
+from ..data.transforms import Normalize
+from ..errors import LitesegError
+from ..meta import ModelMeta
+from ..utils.io import atomic_write_bytes
+from . import checkpoint as ckpt
+from .distributed import DistInfo, all_reduce_sum, barrier, convert_sync_batchnorm, init_distributed
+from .loader_workers import restore_sigchld
+from .losses import CrossEntropyLoss, MultiHeadLoss, OhemCrossEntropyLoss
+from .schedulers import WarmupPolyLR
+from .starting_points import build_train_model
+from .train_log import EVAL_FIELDS, TRAIN_FIELDS, CSVLog, plot_curves, require_tensorboard, tensorboard_writer
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(LitesegError):
+    """Training cannot start or continue (diverged loss, occupied output folder, incompatible resume)."""
+
+
+@dataclass
+class TrainResult:
+    """How a ``fit()`` ended."""
+
+    iteration: int
+    interrupted: bool
+    best_miou: float | None
+    best_iter: int | None
+    output_dir: Path
+    seconds: float
+    images_per_s: float
+
+
+def resolve_device(name: str, info: DistInfo) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError(f"train.device={name} but CUDA is not available; use train.device=cpu")
+        if info.enabled and device.index is None:
+            device = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return [f"{section}.{key}: {old[section].get(key)!r} -> {value!r}" for section, values in new.items()
+            for key, value in values.items() if old.get(section, {}).get(key) != value]
+
+
+def _ignore_sigint_in_worker(_: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the workers
+
+
+class Trainer:
+    """Train a PP-LiteSeg model from a :class:`~liteseg.config.Config`.
+
+    ``resume``: a checkpoint path, ``"auto"`` (newest checkpoint in ``train.output_dir``; a fresh start when
+    there is none) or None. ``train_set``/``val_set`` override the datasets named in the config.
+    """
+
+    def __init__(self, config: Config, *, resume: str | None = None, train_set: Any = None, val_set: Any = None,
+                 progress: bool = True) -> None:
+        self.config = config
+        self.progress = progress
+        cfg = config
+        self.dist = init_distributed("cuda" if "cuda" in cfg.train.device or (
+            cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu", cfg.train.dist_backend)
+        self.device = resolve_device(cfg.train.device, self.dist)
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)
+        self.output_dir = Path(cfg.train.output_dir)
+        self.resume_path = self._resume_path(resume)
+        if cfg.train.amp == "fp16" and self.device.type != "cuda":
+            raise TrainingError("train.amp=fp16 needs a CUDA device; use train.amp=bf16 on CPU")
+
+        if cfg.train.tensorboard and self.dist.is_main:
+            require_tensorboard()
+        self.train_set, self.val_set = self._datasets(train_set, val_set)
+        num_classes = cfg.model.num_classes or self.train_set.num_classes
+        if num_classes != self.train_set.num_classes:
+            raise TrainingError(f"model.num_classes={num_classes} but the training data has "
+                                f"{self.train_set.num_classes} classes")
+        torch.manual_seed(cfg.train.seed)
+        model, self.notes = build_train_model(cfg.model.name, num_classes, pretrained=cfg.model.pretrained,
+                                              backbone_pretrained=cfg.model.backbone_pretrained)
+        self.meta = ModelMeta(arch=cfg.model.name, num_classes=num_classes, config=dict(model.config),
+                              class_names=list(self.train_set.class_names), mean=list(cfg.augment.mean),
+                              std=list(cfg.augment.std), ignore_index=self.train_set.ignore_index,
+                              source=str(self.output_dir), source_format="liteseg-train")
+        if self.dist.enabled and cfg.train.sync_bn:
+            model = convert_sync_batchnorm(model, self.device.type)
+        model.to(self.device)
+        if cfg.train.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optimizer.lr, momentum=cfg.optimizer.momentum,
+                                         weight_decay=cfg.optimizer.weight_decay, nesterov=cfg.optimizer.nesterov)
+        s = cfg.scheduler
+        self.scheduler = WarmupPolyLR(self.optimizer, iters=cfg.train.iters, warmup_iters=s.warmup_iters,
+                                      warmup_start_lr=s.warmup_start_lr, power=s.power, end_lr=s.end_lr,
+                                      horizon=s.horizon)
+        base = (OhemCrossEntropyLoss(cfg.loss.thresh, cfg.loss.min_kept, self.train_set.ignore_index)
+                if cfg.loss.type == "ohem" else CrossEntropyLoss(self.train_set.ignore_index))
+        self.loss_fn = MultiHeadLoss(base, cfg.loss.coefs)
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.train.amp == "fp16" else None
+        self.ema = None
+        if cfg.train.ema_decay > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema_decay), use_buffers=True)
+        self.ddp_model: nn.Module = model
+        if self.dist.enabled:
+            self.ddp_model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.start_iter = 0
+        self.best_miou: float | None = None
+        self.best_iter: int | None = None
+        if self.resume_path is not None:
+            self._restore(self.resume_path)
+        self._stop_requested = False
+
+    # -- setup -------------------------------------------------------------------------------------------------
+    def _resume_path(self, resume: str | None) -> Path | None:
+        has_run = bool(ckpt.list_checkpoints(self.output_dir)) or (self.output_dir / "config.yaml").exists()
+        if resume is None:
+            if has_run:
+                raise TrainingError(f"{self.output_dir} already holds a training run; pass --resume auto to continue "
+                                    f"it, or set train.output_dir to a new folder")
+            return None
+        path = ckpt.resolve_resume(resume, self.output_dir)
+        if path is None:
+            if has_run:
+                raise TrainingError(f"{self.output_dir}: --resume auto found no readable checkpoint, but the folder "
+                                    f"holds a run; choose another train.output_dir or remove the folder")
+            log.info("--resume auto: no checkpoint in %s, starting a new run", self.output_dir)
+        return path
+
+    def _datasets(self, train_set: Any, val_set: Any) -> tuple[Any, Any]:
+        from ..data import build_dataset
+
+        d = self.config.data
+        extra: dict[str, Any] = {}
+        if d.class_names:
+            extra["class_names"] = d.class_names
+        if d.train.split(":", 1)[0].lower() in ("list", "folders"):
+            extra["ignore_index"] = d.ignore_index
+        if train_set is None:
+            train_set = build_dataset(d.train, split=d.train_split, **extra).validate()
+        if val_set is None and self.config.train.eval_interval > 0:
+            val_set = build_dataset(d.val or d.train, split=d.val_split, **extra)
+            if d.val_limit:
+                val_set.samples = val_set.samples[:d.val_limit]
+            val_set.validate()
+        return train_set, val_set
+
+    def _restore(self, path: Path) -> None:
+        state = ckpt.load_checkpoint(path)
+        saved = config_from_dict(state["config"], str(path))
+        if saved.model.name != self.config.model.name:
+            raise ckpt.CheckpointError(f"{path}: checkpoint of a {saved.model.name}, but the config trains "
+                                       f"{self.config.model.name}")
+        world = state.get("world_size", 1)
+        if world != self.dist.world_size:
+            log.warning("%s was written by %d processes, this run has %d: the data order changes", path, world,
+                        self.dist.world_size)
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise ckpt.CheckpointError(f"{path}: the weights do not fit the configured model ({e})") from None
+        changed = _changed_keys(saved.to_dict(), self.config.to_dict())
+        if changed:
+            log.warning("resuming with a changed config (the new values apply from here on): %s", ", ".join(changed))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict({"last_epoch": state["scheduler"]["last_epoch"],
+                                        "_step_count": state["scheduler"]["_step_count"],
+                                        "_last_lr": state["scheduler"]["_last_lr"]})
+        for group in self.optimizer.param_groups:  # the config, not the checkpoint, sets the hyper-parameters
+            group.update(lr=self.scheduler.get_lr()[0], momentum=self.config.optimizer.momentum,
+                         weight_decay=self.config.optimizer.weight_decay, nesterov=self.config.optimizer.nesterov)
+        if self.ema is not None and "ema" in state:
+            self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"])
+        self.start_iter = int(state["iteration"])
+        best = state.get("best") or {}
+        self.best_miou, self.best_iter = best.get("miou"), best.get("iter")
+        self.notes = [f"resumed from {path} at iteration {self.start_iter}"]
+
+    # -- state -------------------------------------------------------------------------------------------------
+    def checkpoint_state(self, iteration: int) -> dict[str, Any]:
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "iteration": iteration, "rng": ckpt.rng_state(),
+                 "config": self.config.to_dict(), "best": {"miou": self.best_miou, "iter": self.best_iter},
+                 "world_size": self.dist.world_size, "meta": self.meta.to_dict()}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+            state["ema_model"] = self.ema.module.state_dict()
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def save(self, iteration: int) -> Path | None:
+        """Write the checkpoint of ``iteration`` (rank 0) and prune old ones; returns its path."""
+        path = None
+        if self.dist.is_main:
+            path = ckpt.save_checkpoint(self.checkpoint_state(iteration), ckpt.checkpoint_path(self.output_dir, iteration))
+            ckpt.prune_checkpoints(self.output_dir, self.config.train.keep_checkpoints)
+        barrier(self.dist)
+        return path
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights evaluation uses: the EMA when enabled, else the raw model."""
+        return self.ema.module if self.ema is not None else self.model
+
+    def evaluate(self) -> dict[str, float]:
+        from .evaluator import evaluate
+
+        result = evaluate(self.eval_model, self.val_set, scales=(self.config.data.val_scale,), progress=False,
+                          meta=self.meta)
+        return {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        cfg = self.config
+        data = AugmentedDataset(self.train_set, build_train_transforms(cfg.augment),
+                                Normalize(cfg.augment.mean, cfg.augment.std), seed=cfg.train.seed)
+        sampler = IterationBatchSampler(len(self.train_set), cfg.data.batch_size * cfg.train.accum_steps,
+                                        cfg.train.iters, seed=cfg.train.seed, start_iter=self.start_iter,
+                                        world_size=self.dist.world_size, rank=self.dist.rank)
+        self.epoch_of = sampler.epoch_of
+        workers = cfg.data.num_workers
+        return DataLoader(data, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
+                          pin_memory=self.device.type == "cuda",
+                          worker_init_fn=_ignore_sigint_in_worker if workers else None)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        amp = self.config.train.amp
+        if amp == "off":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Forward and backward over ``accum_steps`` chunks; returns [total loss, head losses..., non-finite]."""
+        accum = self.config.train.accum_steps
+        values = torch.zeros(len(self.loss_fn.coefs) + 2, dtype=torch.float64)
+        self.optimizer.zero_grad(set_to_none=True)
+        for k, (x, y) in enumerate(zip(images.chunk(accum), labels.chunk(accum))):
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            if self.config.train.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            sync = k == accum - 1 or not self.dist.enabled
+            with (contextlib.nullcontext() if sync else self.ddp_model.no_sync()):
+                with self._autocast():
+                    outputs = self.ddp_model(x)
+                total, terms = self.loss_fn(outputs, y)
+                scaled = total / accum
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            values[0] += float(total.detach()) / accum
+            for i, term in enumerate(terms):
+                values[1 + i] += float(term.detach()) / accum
+        values[-1] = 0.0 if all(math.isfinite(float(v)) for v in values[:-1]) else 1.0
+        return values
+
+    def _optimizer_step(self) -> None:
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+
+    @contextlib.contextmanager
+    def _sigint_saves(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            log.warning("\nCtrl-C: finishing this iteration and saving a checkpoint (press again to abort)")
+
+        previous = signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def fit(self) -> TrainResult:
+        """Run from the start (or resumed) iteration to ``train.iters``; see the module docstring."""
+        cfg, tc, info = self.config, self.config.train, self.dist
+        if info.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.output_dir / "config.yaml", cfg.to_yaml().encode())
+            for note in self.notes:
+                log.info("%s", note)
+        resumed = self.start_iter if self.resume_path is not None else None
+        train_csv = CSVLog(self.output_dir / "train_log.csv", TRAIN_FIELDS, resumed) if info.is_main else None
+        eval_csv = CSVLog(self.output_dir / "eval_log.csv", EVAL_FIELDS, resumed) if info.is_main else None
+        writer = tensorboard_writer(self.output_dir / "tensorboard") if tc.tensorboard and info.is_main else None
+        images_per_iter = cfg.data.batch_size * tc.accum_steps * info.world_size
+        bar = self._progress_bar()
+        start_time = last_time = time.perf_counter()
+        last_iter, done, sums, interrupted = self.start_iter, self.start_iter, None, False
+        self.model.train()
+        try:
+            with self._sigint_saves(), restore_sigchld():
+                for t, (images, labels) in enumerate(self._loader(), self.start_iter):
+                    lr = self.optimizer.param_groups[0]["lr"]
+                    values = self.train_step(images, labels)
+                    values = torch.cat([values, torch.tensor([float(self._stop_requested)], dtype=torch.float64)])
+                    values = all_reduce_sum(values, info)
+                    if values[-2] > 0:
+                        self._diverged(t + 1, values[0] / info.world_size)
+                    self._optimizer_step()
+                    done = t + 1
+                    sums = values[:-2] / info.world_size if sums is None else sums + values[:-2] / info.world_size
+                    bar.update(1)
+                    if done % tc.log_interval == 0 or done == tc.iters:
+                        now = time.perf_counter()
+                        speed = images_per_iter * (done - last_iter) / max(now - last_time, 1e-9)
+                        mean = (sums / (done - last_iter)).tolist()
+                        row = {"iter": done, "epoch": self.epoch_of(t), "loss": mean[0], "lr": lr,
+                               "images_per_s": speed, "elapsed_s": now - start_time}
+                        row.update(zip(TRAIN_FIELDS[3:3 + len(mean) - 1], mean[1:]))
+                        self._log_train(row, train_csv, writer, bar)
+                        last_iter, last_time, sums = done, now, None
+                    if self.val_set is not None and tc.eval_interval and (
+                            done % tc.eval_interval == 0 or done == tc.iters):
+                        self._eval_and_track(done, eval_csv, writer)
+                    if done % tc.save_interval == 0 or done == tc.iters:
+                        self.save(done)
+                    if values[-1] > 0:
+                        if done % tc.save_interval and done != tc.iters:
+                            self.save(done)
+                        interrupted = True
+                        log.warning("stopped at iteration %d; checkpoint saved, continue with --resume auto", done)
+                        break
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        seconds = time.perf_counter() - start_time
+        if info.is_main and tc.plot and not interrupted:
+            png = plot_curves(self.output_dir / "train_log.csv", self.output_dir / "eval_log.csv",
+                              self.output_dir / "training_curves.png")
+            log.info("wrote %s", png)
+        speed = images_per_iter * (done - self.start_iter) / max(seconds, 1e-9)
+        return TrainResult(done, interrupted, self.best_miou, self.best_iter, self.output_dir, seconds, speed)
+
+    def _diverged(self, iteration: int, loss: torch.Tensor) -> None:
+        found = ckpt.list_checkpoints(self.output_dir)
+        last = f"the last good checkpoint is {found[-1][1]}" if found else "no checkpoint was written yet"
+        raise TrainingError(f"the loss became {float(loss)} at iteration {iteration}; training stopped before the "
+                            f"update, {last}. Lower optimizer.lr, check the labels (values outside the classes), "
+                            f"or resume with --resume auto")
+
+    def _progress_bar(self) -> Any:
+        from tqdm import tqdm
+
+        return tqdm(total=self.config.train.iters, initial=self.start_iter, unit="it", dynamic_ncols=True,
+                    desc="train", disable=not (self.progress and self.dist.is_main))
+
+    def _log_train(self, row: dict[str, Any], csv_log: CSVLog | None, writer: Any, bar: Any) -> None:
+        if csv_log is None:
+            return
+        csv_log.write(row)
+        if writer is not None:
+            for key in ("loss", "loss_main", "loss_aux16", "loss_aux32", "lr", "images_per_s"):
+                if key in row:
+                    writer.add_scalar(f"train/{key}", row[key], row["iter"])
+        if bar.disable:
+            log.info("iter %d/%d  loss %.4f  lr %.2e  %.1f img/s", row["iter"], self.config.train.iters, row["loss"],
+                     row["lr"], row["images_per_s"])
+        else:
+            bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.1f}")
+
+    def _eval_and_track(self, iteration: int, csv_log: CSVLog | None, writer: Any) -> None:
+        if self.dist.is_main:
+            metrics = self.evaluate()
+            miou = metrics["miou"]
+            if self.best_miou is None or miou > self.best_miou:
+                self.best_miou, self.best_iter = miou, iteration
+                best = {"model": self.eval_model.state_dict(), "iteration": iteration, "miou": miou,
+                        "config": self.config.to_dict(), "meta": self.meta.to_dict()}
+                ckpt.save_checkpoint(best, self.output_dir / ckpt.BEST_NAME)
+            row = {"iter": iteration, "miou": miou, "acc": metrics.get("acc"), "kappa": metrics.get("kappa"),
+                   "best_miou": self.best_miou, "best_iter": self.best_iter}
+            if csv_log is not None:
+                csv_log.write(row)
+            if writer is not None:
+                writer.add_scalar("val/miou", miou, iteration)
+            log.info("\niter %d: val mIoU %.4f (best %.4f at %d)", iteration, miou, self.best_miou, self.best_iter)
+        if self.dist.enabled:
+            best = torch.tensor([self.best_miou or -1.0, self.best_iter or -1], dtype=torch.float64)
+            torch.distributed.broadcast(best, 0)
+            if best[1] >= 0:
+                self.best_miou, self.best_iter = float(best[0]), int(best[1])

@@ -1,0 +1,74 @@
+"""OHEM / CE losses against values computed by hand from SPEC 6.2."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from liteseg.engine.losses import CrossEntropyLoss, MultiHeadLoss, OhemCrossEntropyLoss
+
+# Ground-truth probabilities of four pixels (class 0 is the label); the fourth pixel is ignored.
+P = [0.9, 0.6, 0.3, 0.5]
+
+
+def _case() -> tuple[torch.Tensor, torch.Tensor]:
+    p = torch.tensor(P, dtype=torch.float64)
+    logits = torch.stack([p.log(), (1 - p).log()]).view(1, 2, 1, 4).float().requires_grad_(True)
+    label = torch.tensor([[[0, 0, 0, 255]]])
+    return logits, label
+
+
+def _expected(kept: list[float]) -> float:
+    ce = sum(-math.log(p) for p in kept)
+    return (ce / 4) / (len(kept) / 4 + 1e-5)
+
+
+@pytest.mark.parametrize("thresh, min_kept, kept", [
+    (0.7, 1, [0.6, 0.3]),        # threshold = max(p_sorted[0] = 0.3, 0.7) = 0.7
+    (0.7, 2, [0.6, 0.3]),        # max(0.6, 0.7) = 0.7
+    (0.5, 2, [0.3]),             # max(0.6, 0.5) = 0.6, and p < 0.6 is strict: the 0.6 pixel is not kept
+    (0.5, 1, [0.3]),             # max(0.3, 0.5) = 0.5
+    (0.7, 3, [0.9, 0.6, 0.3]),   # min_kept >= n_valid (3): every valid pixel
+    (0.2, 0, []),                # min_kept 0: plain threshold 0.2 keeps nothing -> loss 0
+])
+def test_ohem_matches_hand_computed(thresh, min_kept, kept):
+    logits, label = _case()
+    loss = OhemCrossEntropyLoss(thresh, min_kept, 255)(logits, label)
+    expected = _expected(kept) if kept else 0.0
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-5, abs=1e-7)
+
+
+def test_ohem_gradient_only_on_kept_pixels():
+    logits, label = _case()
+    OhemCrossEntropyLoss(0.7, 1, 255)(logits, label).backward()
+    grad = logits.grad.abs().sum(dim=1).flatten()
+    assert grad[0] == 0 and grad[3] == 0  # easy pixel (0.9 > 0.7) and ignored pixel
+    assert grad[1] > 0 and grad[2] > 0
+
+
+def test_ohem_all_ignored_gives_zero():
+    logits = torch.randn(1, 3, 2, 2)
+    label = torch.full((1, 2, 2), 255)
+    assert float(OhemCrossEntropyLoss()(logits, label)) == 0.0
+
+
+def test_cross_entropy_ignores_void():
+    logits, label = _case()
+    assert float(CrossEntropyLoss(255)(logits, label).detach()) == pytest.approx(_expected([0.9, 0.6, 0.3]), rel=1e-5)
+
+
+def test_multi_head_weights_and_count():
+    logits, label = _case()
+    loss = MultiHeadLoss(CrossEntropyLoss(255), [1.0, 0.5, 0.25])
+    total, terms = loss([logits, logits, logits], label)
+    assert float(total) == pytest.approx(1.75 * float(terms[0]), rel=1e-6)
+    with pytest.raises(ValueError, match="3 loss coefficients"):
+        loss([logits, logits], label)
+
+
+def test_ohem_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="thresh"):
+        OhemCrossEntropyLoss(thresh=1.5)
+    with pytest.raises(ValueError, match="min_kept"):
+        OhemCrossEntropyLoss(min_kept=-1)

@@ -1,0 +1,35 @@
+"""Helpers of the training tests: tiny-run overrides and checkpoint comparisons."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from liteseg.data.palettes import CAMVID_CLASSES
+from liteseg.engine import checkpoint as ckpt
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = REPO / "configs" / "camvid_tiny.yaml"
+
+
+def overrides(data: str, out: Path, iters: int = 8, **extra: object) -> list[str]:
+    args = {"data.train": data, "data.class_names": "[" + ", ".join(CAMVID_CLASSES) + "]", "train.iters": iters,
+            "train.output_dir": str(out), "train.eval_interval": 0, "train.save_interval": 2,
+            "train.log_interval": 1, "train.keep_checkpoints": 10, "train.plot": False, "augment.crop_size": "[64,64]",
+            "augment.min_scale_factor": 0.25, "augment.max_scale_factor": 0.5, "data.batch_size": 2,
+            "loss.min_kept": 512, "scheduler.warmup_iters": 2, "optimizer.lr": 0.01}
+    args.update(extra)
+    return [f"{k}={v}" for k, v in args.items()]
+
+
+def final_state(out: Path) -> dict:
+    return ckpt.load_checkpoint(ckpt.list_checkpoints(out)[-1][1])
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    assert a["iteration"] == b["iteration"]
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
