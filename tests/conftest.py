@@ -79,3 +79,9 @@ def randomize_(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
                 m.running_mean.normal_(0, 0.2, generator=g)
                 m.running_var.uniform_(0.5, 2.0, generator=g)
     return model
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the OpenVINO tests last: once OpenVINO's runtime is loaded, the exit of a later child process
+    (DataLoader workers, torchrun, a browser) can crash this interpreter, which would take the run with it."""
+    items.sort(key=lambda item: "openvino" in item.nodeid)

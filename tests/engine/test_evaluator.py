@@ -157,3 +157,16 @@ def test_onnxruntime_backend_matches_torch(synthetic, tmp_path):
     np.testing.assert_array_equal(evaluate(tmp_path / "fixed.onnx", ds, backend="onnxruntime", slide=slide,
                                            progress=False).confusion,
                                   evaluate(model, ds, slide=slide, progress=False).confusion)
+
+
+def test_worker_loader_leaves_no_sigchld_handler_behind(tmp_path):
+    """DataLoader workers replace SIGCHLD; a leftover handler crashed later subprocess exits next to OpenVINO."""
+    import signal
+
+    from liteseg.engine.loader_workers import restore_sigchld
+    from torch.utils.data import DataLoader
+
+    before = signal.getsignal(signal.SIGCHLD)
+    with restore_sigchld():
+        assert list(DataLoader(list(range(4)), batch_size=2, num_workers=1)) is not None
+    assert signal.getsignal(signal.SIGCHLD) is before
