@@ -113,3 +113,31 @@ def test_corrupt_archive(tmp_path):
     bad.write_bytes(b"\x1f\x8b\x08\x00 not really gzip")
     with pytest.raises(FormatError, match="archive"):
         liteseg.load(bad)
+
+
+@pytest.mark.parametrize("op_type,expected", [("arg_max", "argmax"), ("softmax", "softmax")])
+def test_baked_in_argmax_or_softmax_is_detected(fixture_dir, tmp_path, op_type, expected):
+    """PaddleSeg's --output_op argmax|softmax appends an op before the fetch; the loader records it."""
+    from liteseg.formats.inference_model import write_inference_model
+    from liteseg.formats.pdiparams import read_pdiparams
+
+    program = read_program(fixture_dir / "inference" / "model.pdmodel")
+    params = read_pdiparams(fixture_dir / "inference" / "model.pdiparams", program)
+    block = program.blocks[0]
+    fetch_index = next(i for i, op in enumerate(block.ops) if op.type == "fetch")
+    fetch = block.ops[fetch_index]
+    logits = fetch.inputs[0].arguments[0]
+    var = block.vars.add()
+    var.CopyFrom(next(v for v in block.vars if v.name == logits))
+    var.name = f"{op_type}_0.tmp_0"
+    op = block.ops.add(type=op_type)
+    op.inputs.add(parameter="X", arguments=[logits])
+    op.outputs.add(parameter="Out", arguments=[var.name])
+    ops = list(block.ops)
+    del block.ops[:]
+    block.ops.extend(ops[:fetch_index] + [ops[-1]] + ops[fetch_index:-1])
+    next(o for o in block.ops if o.type == "fetch").inputs[0].arguments[0] = var.name
+    folder = write_inference_model(tmp_path / op_type, program, params)
+    assert analyze_program(read_program(folder / "model.pdmodel")).output_op == expected
+    loaded = liteseg.load(folder)
+    assert loaded.meta.output_op == expected and loaded.meta.arch == "pp_liteseg_t"
