@@ -35,23 +35,29 @@ def _branch_channels(out_ch: int, block_num: int) -> list[tuple[int, int]]:
     return chans
 
 
+def _build_branches(block: nn.Module, in_ch: int, out_ch: int, block_num: int, stride: int) -> None:
+    """Register ``conv_list`` (then, for stride 2, ``avd_layer``) on an STDC block, in PaddleSeg's order."""
+    if block_num < 2:
+        raise ValueError(f"block_num must be >= 2, got {block_num}")
+    block.stride = stride
+    chans = _branch_channels(out_ch, block_num)
+    block.conv_list = nn.ModuleList(
+        [ConvBNRelu(in_ch, chans[0][1], kernel=1)] + [ConvBNRelu(i, o) for i, o in chans[1:]]
+    )
+    if stride == 2:
+        half = out_ch // 2
+        block.avd_layer = nn.Sequential(
+            nn.Conv2d(half, half, 3, stride=2, padding=1, groups=half, bias=False), batch_norm(half)
+        )
+
+
 class CatBottleneck(nn.Module):
     """STDC block: a chain of convs whose outputs are concatenated; stride 2 adds ``avd_layer`` and ``skip``."""
 
     def __init__(self, in_ch: int, out_ch: int, block_num: int = 4, stride: int = 1) -> None:
         super().__init__()
-        if block_num < 2:
-            raise ValueError(f"block_num must be >= 2, got {block_num}")
-        self.stride = stride
-        chans = _branch_channels(out_ch, block_num)
-        self.conv_list = nn.ModuleList(
-            [ConvBNRelu(in_ch, chans[0][1], kernel=1)] + [ConvBNRelu(i, o) for i, o in chans[1:]]
-        )
+        _build_branches(self, in_ch, out_ch, block_num, stride)
         if stride == 2:
-            half = out_ch // 2
-            self.avd_layer = nn.Sequential(
-                nn.Conv2d(half, half, 3, stride=2, padding=1, groups=half, bias=False), batch_norm(half)
-            )
             self.skip = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,18 +77,8 @@ class AddBottleneck(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int, block_num: int = 4, stride: int = 1) -> None:
         super().__init__()
-        if block_num < 2:
-            raise ValueError(f"block_num must be >= 2, got {block_num}")
-        self.stride = stride
-        chans = _branch_channels(out_ch, block_num)
-        self.conv_list = nn.ModuleList(
-            [ConvBNRelu(in_ch, chans[0][1], kernel=1)] + [ConvBNRelu(i, o) for i, o in chans[1:]]
-        )
+        _build_branches(self, in_ch, out_ch, block_num, stride)
         if stride == 2:
-            half = out_ch // 2
-            self.avd_layer = nn.Sequential(
-                nn.Conv2d(half, half, 3, stride=2, padding=1, groups=half, bias=False), batch_norm(half)
-            )
             self.skip = nn.Sequential(
                 nn.Conv2d(in_ch, in_ch, 3, stride=2, padding=1, groups=in_ch, bias=False), batch_norm(in_ch),
                 nn.Conv2d(in_ch, out_ch, 1, bias=False), batch_norm(out_ch),
