@@ -60,3 +60,20 @@ def test_offline_without_cache_gives_a_clear_message(home):
         liteseg.get_weights("cityscapes_b_0.5", url="file:///nonexistent/model.pdparams", progress=False)
     with pytest.raises(LitesegError, match="unknown weights"):
         liteseg.get_weights("imagenet")
+
+
+def test_shipped_name_resolves_to_the_package_file(tmp_path, monkeypatch, fixture_dir):
+    from liteseg.errors import FormatError
+    from liteseg.formats.native import save_native
+
+    missing = tmp_path / "absent.safetensors"
+    monkeypatch.setitem(zoo.SHIPPED, "camvid", missing)
+    assert "camvid" not in liteseg.list_weights()
+    with pytest.raises(FormatError, match="not part of this installation"):
+        liteseg.load("camvid")
+    source = liteseg.load(fixture_dir / "weights.pdparams")
+    meta = source.meta.to_dict()
+    save_native(missing, source.model.state_dict(), {"arch": meta["arch"], "config": meta["config"], "meta": meta})
+    assert "camvid" in liteseg.list_weights()
+    model = liteseg.create_model("pp_liteseg_t", weights="camvid")
+    assert torch.equal(model.seg_heads[0].conv_out.weight, source.model.seg_heads[0].conv_out.weight)

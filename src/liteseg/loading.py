@@ -155,6 +155,12 @@ def load(source: str | os.PathLike, *, arch: str | None = None, num_classes: int
     text = os.fspath(source)
     from . import zoo
 
+    if not path.exists() and text in zoo.SHIPPED:
+        if not zoo.SHIPPED[text].is_file():
+            raise FormatError(f"the shipped {text!r} weights are not part of this installation "
+                              f"({zoo.SHIPPED[text]} is missing); reinstall liteseg or pass a weight file")
+        return load(zoo.SHIPPED[text], arch=arch, num_classes=num_classes, reinit_head=reinit_head, strict=strict,
+                    device=device)
     if not path.exists() and text in zoo.WEIGHTS:
         loaded = load(zoo.get_weights(text), arch=arch, num_classes=num_classes, reinit_head=reinit_head,
                       strict=strict, device=device)

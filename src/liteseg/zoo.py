@@ -119,9 +119,13 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in [
 ]}
 
 
+# Weights shipped inside the package (no download): name -> file.
+SHIPPED = {"camvid": DEFAULT_WEIGHTS}
+
+
 def list_weights() -> list[str]:
     """Names accepted by ``create_model(..., weights=NAME)`` and ``liteseg.load(NAME)``."""
-    return sorted(WEIGHTS)
+    return sorted(set(WEIGHTS) | {name for name, path in SHIPPED.items() if path.is_file()})
 
 
 def cache_dir() -> Path:
