@@ -14,6 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import LitesegError
+from ..metrics import SegMetrics
 from ..utils.io import atomic_write_bytes
 from .metadata import load_onnx, read_metadata, write_metadata
 
@@ -170,19 +171,6 @@ def quantize_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike, ca
     return excluded
 
 
-def _confusion(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore_index: int) -> np.ndarray:
-    valid = label != ignore_index
-    idx = label[valid].astype(np.int64) * num_classes + pred[valid].astype(np.int64)
-    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
-
-
-def miou(conf: np.ndarray) -> float:
-    """Mean IoU from a confusion matrix (rows: label, columns: prediction); an empty class counts 0."""
-    inter = np.diag(conf).astype(np.float64)
-    union = conf.sum(0) + conf.sum(1) - inter
-    return float(np.mean(np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)))
-
-
 def median_ms(run: Callable[[np.ndarray], Any], x: np.ndarray, runs: int, warmup: int = 3) -> float:
     """Median latency of ``run(x)`` in milliseconds after ``warmup`` runs."""
     for _ in range(warmup):
@@ -205,23 +193,22 @@ def compare_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, rep
     int8 = create_backend(int8_path, "onnxruntime", threads=threads, spinning=False)
     c = fp32.meta.num_classes
     size = fp32.meta.fixed_hw
-    conf_fp32 = np.zeros((c, c), np.int64)
-    conf_int8 = np.zeros((c, c), np.int64)
-    conf_cross = np.zeros((c, c), np.int64)
+    on_fp32, on_int8 = SegMetrics(c, fp32.meta.ignore_index), SegMetrics(c, fp32.meta.ignore_index)
+    cross = SegMetrics(c, ignore_index=-1)  # INT8 labels scored against FP32 labels
     for image_path, label_path in tqdm(labelled, desc="evaluating", unit="img"):
         image = read_rgb(image_path, size)
         label = read_label(label_path, size)
         if label.shape != image.shape[:2]:
             raise LitesegError(f"{label_path}: label size {label.shape} differs from image {image.shape[:2]}")
         p32, p8 = fp32.predict(image)[0], int8.predict(image)[0]
-        conf_fp32 += _confusion(p32, label, c, fp32.meta.ignore_index)
-        conf_int8 += _confusion(p8, label, c, fp32.meta.ignore_index)
-        conf_cross += _confusion(p8, p32, c, -1)
+        on_fp32.update(p32, label)
+        on_int8.update(p8, label)
+        cross.update(p8, p32)
     if labelled:
         report.eval_images = len(labelled)
-        report.fp32_miou, report.int8_miou = miou(conf_fp32), miou(conf_int8)
-        report.miou_vs_fp32 = miou(conf_cross)
-        report.agreement = float(np.trace(conf_cross) / conf_cross.sum())
+        report.fp32_miou, report.int8_miou = on_fp32.compute()["miou"], on_int8.compute()["miou"]
+        agreement = cross.compute()
+        report.miou_vs_fp32, report.agreement = agreement["miou"], agreement["acc"]
     if bench_shape:
         report.bench_shape = tuple(bench_shape)
         report.threads = threads
