@@ -44,7 +44,7 @@ def main() -> int:
                             f"fp16 weights", images=result.num_images)
     config = ckpt.get("config", {})
     meta = loaded.meta.to_dict()
-    meta.update(class_names=list(dataset.class_names), palette=[list(c) for c in dataset.palette],
+    meta.update(class_names=list(dataset.class_names), palette=[[int(v) for v in c] for c in dataset.palette],
                 mean=config.get("augment", {}).get("mean", [0.5] * 3),
                 std=config.get("augment", {}).get("std", [0.5] * 3), input_shape=[-1, 3, -1, -1],
                 source="liteseg default model", source_format="safetensors", license=LICENSE, trained=True,

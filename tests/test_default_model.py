@@ -1,0 +1,32 @@
+"""The default model shipped in the package: present, small, documented, and its stored metrics reproduce."""
+from __future__ import annotations
+
+import pytest
+
+import liteseg
+from liteseg import zoo
+from liteseg.data import build_dataset
+from liteseg.engine.evaluator import evaluate
+
+
+def test_shipped_weights_are_small_fp16_with_metadata():
+    path = zoo.DEFAULT_WEIGHTS
+    assert path.is_file() and path.stat().st_size < 20_000_000
+    loaded = liteseg.load("camvid")
+    meta = loaded.meta
+    assert meta.arch == "pp_liteseg_t" and meta.num_classes == 11 and meta.trained
+    assert meta.class_names[0] == "Sky" and len(meta.palette) == 11
+    assert meta.mean == [0.5] * 3 and meta.std == [0.5] * 3
+    assert "CC BY-NC" in meta.license
+    assert meta.metrics["miou"] > 0.5 and "training_config" in meta.extra
+    assert zoo.default_model() == str(path)
+    model = liteseg.create_model("pp_liteseg_t", weights="camvid")
+    assert model.seg_heads[0].conv_out.out_channels == 11
+
+
+def test_val_reproduces_the_stored_metrics(camvid_dir):
+    loaded = liteseg.load("camvid")
+    result = evaluate(loaded, build_dataset(f"camvid:{camvid_dir}", split="val"), progress=False)
+    assert result.num_images == 101
+    for key in ("miou", "acc", "kappa", "mdice"):
+        assert result.metrics[key] == pytest.approx(loaded.meta.metrics[key], abs=2e-4), key
