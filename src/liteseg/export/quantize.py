@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -173,14 +172,9 @@ def quantize_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike, ca
 
 def median_ms(run: Callable[[np.ndarray], Any], x: np.ndarray, runs: int, warmup: int = 3) -> float:
     """Median latency of ``run(x)`` in milliseconds after ``warmup`` runs."""
-    for _ in range(warmup):
-        run(x)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run(x)
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+    from ..engine.benchmark import time_calls
+
+    return statistics.median(time_calls(run, x, warmup, runs)[0])
 
 
 def compare_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, report: QuantizeReport, *,
