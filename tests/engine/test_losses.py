@@ -39,6 +39,22 @@ def test_ohem_matches_hand_computed(thresh, min_kept, kept):
     assert float(loss.detach()) == pytest.approx(expected, rel=1e-5, abs=1e-7)
 
 
+@pytest.mark.parametrize("confident", [False, True])  # many hard pixels (threshold = thresh) / few (k-th value)
+def test_ohem_keep_mask_matches_full_sort_definition(confident):
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 16, 16) * (6.0 if confident else 0.5)
+    label = logits.argmax(1) if confident else torch.randint(0, 5, (2, 16, 16))
+    label[0, :4] = 255
+    ohem = OhemCrossEntropyLoss(0.7, 100, 255)
+    prob = torch.softmax(logits, 1).gather(1, label.clamp(max=4).unsqueeze(1)).squeeze(1)
+    prob[label == 255] = 2.0
+    threshold = max(float(torch.sort(prob.flatten()).values[99]), 0.7)
+    assert (threshold > 0.7) == confident
+    expected = ((label != 255) & (prob < threshold)).float()
+    assert torch.equal(ohem.keep_mask(logits, label), expected)
+    assert int(expected.sum()) >= 99  # min_kept - 1: pixels equal to the k-th value are not kept (strict <)
+
+
 def test_ohem_gradient_only_on_kept_pixels():
     logits, label = _case()
     OhemCrossEntropyLoss(0.7, 1, 255)(logits, label).backward()
