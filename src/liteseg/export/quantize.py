@@ -12,12 +12,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..data.io import read_image, read_label
 from ..errors import LitesegError
 from ..metrics import SegMetrics
 from ..utils.io import atomic_write_bytes
 from .metadata import load_onnx, read_metadata, write_metadata
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 @dataclass
@@ -56,16 +55,14 @@ class QuantizeReport:
 
 
 def list_images(source: str | os.PathLike, limit: int | None = None) -> list[Path]:
-    """Image files of a folder (sorted, recursive) or the first column of a list file."""
-    source = Path(source)
-    if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    elif source.is_file():
-        files = [source.parent / line.split()[0] for line in source.read_text().splitlines() if line.strip()]
-    else:
+    """Image files of a folder (sorted, recursive), a glob or a list file (first column), as ``liteseg predict``."""
+    from ..engine.inputs import IMAGE_SUFFIXES, list_sources
+
+    if not Path(source).exists() and not any(ch in os.fspath(source) for ch in "*?["):
         raise LitesegError(f"{source}: no such image folder or list file")
+    files = [p for p in list_sources(source) if p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
-        raise LitesegError(f"{source}: no images found (looked for {', '.join(IMAGE_SUFFIXES)})")
+        raise LitesegError(f"{source}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     return files[:limit] if limit else files
 
 
@@ -85,27 +82,11 @@ def list_labelled(list_file: str | os.PathLike, limit: int | None = None) -> lis
     return pairs[:limit] if limit else pairs
 
 
-def read_rgb(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """uint8 RGB ``[H, W, 3]``, bilinearly resized to ``size`` (H, W) when given."""
-    try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if size and im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.BILINEAR)
-            return np.asarray(im)
-    except OSError as e:
-        raise LitesegError(f"{path}: cannot read image ({e})") from None
-
-
-def read_label(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Label map ``[H, W]`` (nearest resize to ``size`` when given)."""
-    try:
-        with Image.open(path) as im:
-            if size and im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.NEAREST)
-            return np.asarray(im).astype(np.int64)
-    except OSError as e:
-        raise LitesegError(f"{path}: cannot read label ({e})") from None
+def _fit(array: np.ndarray, size: tuple[int, int] | None, resample: int) -> np.ndarray:
+    """``array`` resized to ``size`` (H, W) when given and different."""
+    if not size or array.shape[:2] == tuple(size):
+        return array
+    return np.asarray(Image.fromarray(array).resize((size[1], size[0]), resample))
 
 
 def _graph_inputs(backend: Any, images: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
@@ -150,7 +131,7 @@ def quantize_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike, ca
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            images = (read_rgb(p, size) for p in tqdm(calibration, desc="calibrating", unit="img"))
+            images = (_fit(read_image(p), size, Image.BILINEAR) for p in tqdm(calibration, desc="calibrating", unit="img"))
             self.batches = ({name: x} for x in _graph_inputs(backend, images))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
@@ -190,8 +171,8 @@ def compare_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, rep
     on_fp32, on_int8 = SegMetrics(c, fp32.meta.ignore_index), SegMetrics(c, fp32.meta.ignore_index)
     cross = SegMetrics(c, ignore_index=-1)  # INT8 labels scored against FP32 labels
     for image_path, label_path in tqdm(labelled, desc="evaluating", unit="img"):
-        image = read_rgb(image_path, size)
-        label = read_label(label_path, size)
+        image = _fit(read_image(image_path), size, Image.BILINEAR)
+        label = _fit(read_label(label_path), size, Image.NEAREST)
         if label.shape != image.shape[:2]:
             raise LitesegError(f"{label_path}: label size {label.shape} differs from image {image.shape[:2]}")
         p32, p8 = fp32.predict(image)[0], int8.predict(image)[0]
