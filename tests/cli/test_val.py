@@ -64,3 +64,17 @@ def test_val_errors_are_one_line(camvid_subset, tmp_path, capsys):
     assert main(["val", "--model", str(model), "--data", f"camvid:{camvid_subset}", "-o", str(tmp_path / "o"),
                  "--slide", "12"]) == 2
     assert "CROP,STRIDE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_val_onnx_through_backend_matches_torch(backend, camvid_subset, tmp_path):
+    pytest.importorskip(backend)
+    model = _random_model(tmp_path / "t.safetensors", 11)
+    assert main(["export", str(model), "-o", str(tmp_path / "t.onnx"), "--no-verify"]) == 0
+    common = ["--data", f"camvid:{camvid_subset}", "--scales", "0.5", "--num-workers", "0"]
+    assert main(["val", "--model", str(model), "-o", str(tmp_path / "torch"), "--device", "cpu", *common]) == 0
+    assert main(["val", "--model", str(tmp_path / "t.onnx"), "--backend", backend, "-o", str(tmp_path / backend),
+                 *common]) == 0
+    ours, reference = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in (backend, "torch"))
+    assert ours["confusion"] == reference["confusion"]
+    assert ours["metrics"]["miou"] == reference["metrics"]["miou"]

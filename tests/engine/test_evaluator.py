@@ -140,8 +140,9 @@ def test_report_files_and_overwrite_protection(synthetic, tmp_path):
     write_report(result, tmp_path / "out", model="oracle", dataset="list", exist_ok=True)
 
 
-def test_onnxruntime_backend_matches_torch(synthetic, tmp_path):
-    pytest.importorskip("onnxruntime")
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_onnx_backend_matches_torch(backend, synthetic, tmp_path):
+    pytest.importorskip(backend)
     from liteseg.export.onnx import export_onnx
 
     root, _ = synthetic
@@ -149,12 +150,12 @@ def test_onnxruntime_backend_matches_torch(synthetic, tmp_path):
     model = liteseg.create_model("pp_liteseg_t", num_classes=NUM_CLASSES).eval()
     ds = _dataset(root)
     export_onnx(model, tmp_path / "dynamic.onnx", verify=False)
-    np.testing.assert_array_equal(evaluate(tmp_path / "dynamic.onnx", ds, backend="onnxruntime", flip=True,
+    np.testing.assert_array_equal(evaluate(tmp_path / "dynamic.onnx", ds, backend=backend, flip=True,
                                            progress=False).confusion,
                                   evaluate(model, ds, flip=True, progress=False).confusion)
     export_onnx(model, tmp_path / "fixed.onnx", input_shape="1,3,16,16", verify=False)
     slide = ((16, 16), (12, 12))
-    np.testing.assert_array_equal(evaluate(tmp_path / "fixed.onnx", ds, backend="onnxruntime", slide=slide,
+    np.testing.assert_array_equal(evaluate(tmp_path / "fixed.onnx", ds, backend=backend, slide=slide,
                                            progress=False).confusion,
                                   evaluate(model, ds, slide=slide, progress=False).confusion)
 
