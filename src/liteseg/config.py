@@ -99,6 +99,7 @@ class LossConfig:
     thresh: float = 0.7
     min_kept: int = 130000  # per process, like PaddleSeg (per GPU)
     coefs: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # ignore index: the dataset's
+    class_weights: list[float] | None = None  # one per class: a weighted mean over the pixels (PaddleSeg CE weight)
 
 
 @dataclass
@@ -178,6 +179,9 @@ class Config:
             (len(self.loss.coefs) > 0, "loss.coefs", "needs one coefficient per model output"),
             (0 < self.loss.thresh <= 1, "loss.thresh", f"must be in (0, 1], got {self.loss.thresh}"),
             (self.loss.min_kept >= 0, "loss.min_kept", f"must be >= 0, got {self.loss.min_kept}"),
+            (self.loss.class_weights is None or (len(self.loss.class_weights) > 0
+                                                 and all(w > 0 for w in self.loss.class_weights)),
+             "loss.class_weights", f"must be null or one positive number per class, got {self.loss.class_weights}"),
         ]
         for ok, key, message in checks:
             if not ok:

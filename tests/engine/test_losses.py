@@ -88,3 +88,30 @@ def test_ohem_rejects_bad_arguments():
         OhemCrossEntropyLoss(thresh=1.5)
     with pytest.raises(ValueError, match="min_kept"):
         OhemCrossEntropyLoss(min_kept=-1)
+
+
+def test_class_weights_give_paddleseg_weighted_mean():
+    """CE(weight=w) = sum(w_y * CE) / sum(w_y) over valid pixels (+ eps), as PaddleSeg's CrossEntropyLoss."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 5)
+    label = torch.randint(0, 3, (2, 4, 5))
+    label[0, 0] = 255
+    w = [0.5, 2.0, 4.0]
+    valid = label != 255
+    ce = torch.nn.functional.cross_entropy(logits, label.clamp(max=2), reduction="none")[valid]
+    wy = torch.tensor(w)[label.clamp(max=2)][valid]
+    n = label.numel()
+    expected = float((ce * wy).sum() / n / ((wy.sum() / n) + 1e-5))
+    assert float(CrossEntropyLoss(255, w)(logits, label)) == pytest.approx(expected, rel=1e-5)
+    # OHEM keeping every valid pixel (min_kept >= valid count) is the same weighted CE
+    assert float(OhemCrossEntropyLoss(0.7, 10_000, 255, w)(logits, label)) == pytest.approx(expected, rel=1e-5)
+    # equal weights change nothing
+    assert float(CrossEntropyLoss(255, [3.0] * 3)(logits, label)) == pytest.approx(
+        float(CrossEntropyLoss(255)(logits, label)), rel=1e-5)
+
+
+def test_class_weights_are_checked():
+    with pytest.raises(ValueError, match="positive"):
+        CrossEntropyLoss(255, [1.0, 0.0])
+    with pytest.raises(ValueError, match="2 class weights for a model with 3 classes"):
+        OhemCrossEntropyLoss(0.7, 1, 255, [1.0, 2.0])(torch.randn(1, 3, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))

@@ -124,3 +124,11 @@ def test_missing_tensorboard_is_reported_before_training(camvid_subset, tmp_path
         pytest.skip("tensorboard is installed")
     with pytest.raises(liteseg.LitesegError, match=r"pip install 'liteseg\[tensorboard\]'"):
         Trainer(load_config(TINY, overrides(camvid_subset, tmp_path, **{"train.tensorboard": "true"})))
+
+
+def test_class_weights_reach_the_loss_and_are_checked(camvid_subset, tmp_path):
+    weights = "[" + ",".join(str(1.0 + i / 10) for i in range(11)) + "]"
+    trainer = Trainer(load_config(TINY, overrides(camvid_subset, tmp_path / "a", **{"loss.class_weights": weights})))
+    assert trainer.loss_fn.loss.weight.tolist() == pytest.approx([1.0 + i / 10 for i in range(11)])
+    with pytest.raises(TrainingError, match="loss.class_weights has 2 values for 11 classes"):
+        Trainer(load_config(TINY, overrides(camvid_subset, tmp_path / "b", **{"loss.class_weights": "[1,2]"})))

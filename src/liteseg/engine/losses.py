@@ -16,10 +16,12 @@ class OhemCrossEntropyLoss(nn.Module):
     The probability of the ground-truth class decides which pixels are kept: if more than ``min_kept`` pixels
     are valid, the threshold is ``max(sorted_p[min_kept - 1], thresh)`` and pixels with ``p < threshold`` are
     kept; otherwise every valid pixel is kept. The loss is ``mean(CE * keep) / (mean(keep) + 1e-5)``.
-    No gradient flows through the selection.
+    No gradient flows through the selection. ``weight`` (one per class) turns the mean into a weighted mean over
+    the kept pixels, as PaddleSeg's ``CrossEntropyLoss(weight=...)`` does over the valid ones.
     """
 
-    def __init__(self, thresh: float = 0.7, min_kept: int = 10000, ignore_index: int = 255) -> None:
+    def __init__(self, thresh: float = 0.7, min_kept: int = 10000, ignore_index: int = 255,
+                 weight: Sequence[float] | None = None) -> None:
         super().__init__()
         if not 0.0 < thresh <= 1.0:
             raise ValueError(f"OHEM thresh must be in (0, 1], got {thresh}")
@@ -28,6 +30,7 @@ class OhemCrossEntropyLoss(nn.Module):
         self.thresh = thresh
         self.min_kept = min_kept
         self.ignore_index = ignore_index
+        self.register_buffer("weight", _class_weights(weight), persistent=False)
 
     def keep_mask(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
         """Float mask ``[N, H, W]`` of the pixels that enter the loss."""
@@ -48,24 +51,41 @@ class OhemCrossEntropyLoss(nn.Module):
             return (valid & (prob < threshold)).float()
 
     def forward(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        keep = self.keep_mask(logits, label)
-        target = torch.where(keep > 0, label.long(), torch.zeros_like(label, dtype=torch.long))
-        ce = F.cross_entropy(logits.float(), target, reduction="none")
-        return (ce * keep).mean() / (keep.mean() + _EPS)
+        return _masked_mean_ce(logits, label, self.keep_mask(logits, label), self.weight)
 
 
 class CrossEntropyLoss(nn.Module):
-    """PaddleSeg ``CrossEntropyLoss`` (no class weights): ``mean(CE * valid) / (mean(valid) + 1e-5)``."""
+    """PaddleSeg ``CrossEntropyLoss``: ``mean(CE * valid * w_y) / (mean(valid * w_y) + 1e-5)`` (``w`` = 1 unless
+    ``weight``, one per class, is given)."""
 
-    def __init__(self, ignore_index: int = 255) -> None:
+    def __init__(self, ignore_index: int = 255, weight: Sequence[float] | None = None) -> None:
         super().__init__()
         self.ignore_index = ignore_index
+        self.register_buffer("weight", _class_weights(weight), persistent=False)
 
     def forward(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        valid = (label != self.ignore_index).float()
-        target = torch.where(valid > 0, label.long(), torch.zeros_like(label, dtype=torch.long))
-        ce = F.cross_entropy(logits.float(), target, reduction="none")
-        return (ce * valid).mean() / (valid.mean() + _EPS)
+        return _masked_mean_ce(logits, label, (label != self.ignore_index).float(), self.weight)
+
+
+def _class_weights(weight: Sequence[float] | None) -> torch.Tensor | None:
+    if weight is None:
+        return None
+    w = torch.as_tensor([float(v) for v in weight], dtype=torch.float32)
+    if w.ndim != 1 or len(w) == 0 or not bool((w > 0).all()):
+        raise ValueError(f"class weights must be a non-empty list of positive numbers, got {list(weight)}")
+    return w
+
+
+def _masked_mean_ce(logits: torch.Tensor, label: torch.Tensor, mask: torch.Tensor,
+                    weight: torch.Tensor | None) -> torch.Tensor:
+    """``mean(CE * mask * w_y) / (mean(mask * w_y) + 1e-5)`` over the pixels where ``mask`` is set."""
+    target = torch.where(mask > 0, label.long(), torch.zeros_like(label, dtype=torch.long))
+    if weight is not None:
+        if weight.numel() != logits.shape[1]:
+            raise ValueError(f"{weight.numel()} class weights for a model with {logits.shape[1]} classes")
+        mask = mask * weight.to(logits.device)[target]
+    ce = F.cross_entropy(logits.float(), target, reduction="none")
+    return (ce * mask).mean() / (mask.mean() + _EPS)
 
 
 class MultiHeadLoss(nn.Module):

@@ -127,8 +127,11 @@ class Trainer:
         self.scheduler = WarmupPolyLR(self.optimizer, iters=cfg.train.iters, warmup_iters=s.warmup_iters,
                                       warmup_start_lr=s.warmup_start_lr, power=s.power, end_lr=s.end_lr,
                                       horizon=s.horizon)
-        base = (OhemCrossEntropyLoss(cfg.loss.thresh, cfg.loss.min_kept, self.train_set.ignore_index)
-                if cfg.loss.type == "ohem" else CrossEntropyLoss(self.train_set.ignore_index))
+        weights = cfg.loss.class_weights
+        if weights is not None and len(weights) != cfg.model.num_classes:
+            raise TrainingError(f"loss.class_weights has {len(weights)} values for {cfg.model.num_classes} classes")
+        base = (OhemCrossEntropyLoss(cfg.loss.thresh, cfg.loss.min_kept, self.train_set.ignore_index, weights)
+                if cfg.loss.type == "ohem" else CrossEntropyLoss(self.train_set.ignore_index, weights))
         self.loss_fn = MultiHeadLoss(base, cfg.loss.coefs)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.train.amp == "fp16" else None
         self.ema = None
