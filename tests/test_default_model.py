@@ -18,7 +18,7 @@ def test_shipped_weights_are_small_fp16_with_metadata():
     assert meta.class_names[0] == "Sky" and len(meta.palette) == 11
     assert meta.mean == [0.5] * 3 and meta.std == [0.5] * 3
     assert "CC BY-NC" in meta.license
-    assert meta.metrics["miou"] > 0.5 and "training_config" in meta.extra
+    assert meta.metrics["miou"] >= 0.60 and "training_config" in meta.extra
     assert zoo.default_model() == str(path)
     model = liteseg.create_model("pp_liteseg_t", weights="camvid")
     assert model.seg_heads[0].conv_out.out_channels == 11
@@ -30,3 +30,12 @@ def test_val_reproduces_the_stored_metrics(camvid_dir):
     assert result.num_images == 101
     for key in ("miou", "acc", "kappa", "mdice"):
         assert result.metrics[key] == pytest.approx(loaded.meta.metrics[key], abs=2e-4), key
+
+
+def test_info_shows_metrics_training_runs_and_licence(capsys):
+    from liteseg.cli.main import main
+
+    assert main(["info", "camvid"]) == 0
+    out = capsys.readouterr().out
+    assert "metrics:     miou 0.60" in out and "camvid val (101 images" in out
+    assert "training 1:" in out and "training 3:" in out and "licence:     weights: CC BY-NC 4.0" in out

@@ -33,4 +33,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"input:       {meta.input_shape}, mean {meta.mean}, std {meta.std}")
     print(f"output op:   {meta.output_op}")
     print(f"config:      {json.dumps(meta.config)}")
+    if meta.metrics:
+        scores = ", ".join(f"{k} {meta.metrics[k]:.4f}" for k in ("miou", "acc", "kappa", "mdice") if k in meta.metrics)
+        protocol = meta.metrics.get("protocol")
+        print(f"metrics:     {scores}" + (f" ({protocol})" if protocol else ""))
+    for n, stage in enumerate(meta.extra.get("training_stages", []), 1):
+        curve = stage.get("val_miou_curve", {})
+        wall = f", {stage['wall_s'] / 60:.0f} min" if "wall_s" in stage else ""
+        print(f"training {n}:  {stage.get('checkpoint')} at iteration {stage.get('iteration')}{wall}; val mIoU "
+              + ", ".join(f"{v:.3f}@{it}" for it, v in curve.items()))
+    if meta.license:
+        print(f"licence:     {meta.license}")
     return 0
