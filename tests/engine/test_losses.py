@@ -78,7 +78,7 @@ def test_multi_head_weights_and_count():
     logits, label = _case()
     loss = MultiHeadLoss(CrossEntropyLoss(255), [1.0, 0.5, 0.25])
     total, terms = loss([logits, logits, logits], label)
-    assert float(total) == pytest.approx(1.75 * float(terms[0]), rel=1e-6)
+    assert float(total.detach()) == pytest.approx(1.75 * float(terms[0].detach()), rel=1e-6)
     with pytest.raises(ValueError, match="3 loss coefficients"):
         loss([logits, logits], label)
 
