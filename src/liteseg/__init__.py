@@ -9,6 +9,7 @@ from .zoo import get_weights, list_weights
 __version__ = "0.1.0"
 
 __all__ = [
-    "create_model", "list_models", "list_weights", "get_weights", "load", "Segmenter", "SegResult", "LoadedModel", "LoadReport", "ModelMeta",
+    "create_model", "list_models", "list_weights", "get_weights", "load", "Segmenter", "SegResult", "LoadedModel",
+    "LoadReport", "ModelMeta",
     "LitesegError", "FormatError", "ArchitectureError", "UnsafePickleError", "DatasetError", "__version__",
 ]

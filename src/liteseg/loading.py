@@ -267,8 +267,8 @@ def create_model(name: str, *, num_classes: int | None = None, weights: str | os
     """Build a registered model (``liteseg.list_models()``), optionally with weights.
 
     Without ``weights`` the model is randomly initialised the way PaddleSeg does it. With ``weights`` (any
-    file ``liteseg.load`` accepts, or a published weight name from ``liteseg.list_weights()``) the class count comes from the file unless ``num_classes`` and
-    ``reinit_head`` ask for new classifiers. The model is returned in train mode, like any fresh nn.Module.
+    file ``liteseg.load`` accepts, or a published weight name from ``liteseg.list_weights()``) the class count
+    comes from the file unless ``num_classes`` and ``reinit_head`` ask for new classifiers. The model is returned in train mode, like any fresh nn.Module.
     """
     if weights is None:
         if num_classes is not None:

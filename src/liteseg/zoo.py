@@ -83,7 +83,7 @@ class Weights:
 
     @property
     def file_name(self) -> str:
-        return f"{self.name}{''.join(Path(self.url).suffixes[-2:]) if self.url.endswith('.tar.gz') else Path(self.url).suffix}"
+        return f"{self.name}{Path(self.url).suffix}"
 
 
 def _cityscapes(variant: str, scale: str, miou: float, flip: float, ms_flip: tuple[float, float] | None) -> Weights:
@@ -179,9 +179,10 @@ def get_weights(name: str, *, url: str | None = None, sha256: str | None = None,
     if not target.is_file():
         log.info("downloading %s from %s", name, url or entry.url)
         _download(url or entry.url, target, progress)
-        if expected is None:
+        if expected is None:  # nothing to check against yet: record the hash for later loads
             with atomic_path(target.with_name(target.name + ".sha256")) as tmp:
                 tmp.write_text(f"{_sha256(target)}  {target.name}\n")
+            return target
     _verify(target, expected)
     return target
 

@@ -49,7 +49,9 @@ def machine_info() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "platform": f"{platform.system()}-{platform.release()}-{platform.machine()}", "python": platform.python_version(),
+    info = {"cpu": cpu, "cores": os.cpu_count(),
+            "platform": f"{platform.system()}-{platform.release()}-{platform.machine()}",
+            "python": platform.python_version(),
             "torch": torch.__version__, "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
     for module in ("onnxruntime", "openvino"):
         try:

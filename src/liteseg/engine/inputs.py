@@ -118,14 +118,15 @@ class Frame:
     fps: float = 0.0
 
 
-def _is_glob(text: str) -> bool:
+def is_glob(text: str) -> bool:
+    """Whether ``text`` is a glob pattern (has ``*``, ``?`` or ``[``)."""
     return any(ch in text for ch in "*?[")
 
 
 def list_sources(source: str | os.PathLike) -> list[Path]:
     """Expand an image / folder (recursive, sorted) / glob / list file / video into file paths."""
     text = os.fspath(source)
-    if _is_glob(text) and not Path(text).exists():
+    if is_glob(text) and not Path(text).exists():
         files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
         if not files:
             raise InputError(f"{text}: the pattern matches no files")

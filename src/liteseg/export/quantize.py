@@ -56,9 +56,9 @@ class QuantizeReport:
 
 def list_images(source: str | os.PathLike, limit: int | None = None) -> list[Path]:
     """Image files of a folder (sorted, recursive), a glob or a list file (first column), as ``liteseg predict``."""
-    from ..engine.inputs import IMAGE_SUFFIXES, list_sources
+    from ..engine.inputs import IMAGE_SUFFIXES, is_glob, list_sources
 
-    if not Path(source).exists() and not any(ch in os.fspath(source) for ch in "*?["):
+    if not Path(source).exists() and not is_glob(os.fspath(source)):
         raise LitesegError(f"{source}: no such image folder or list file")
     files = [p for p in list_sources(source) if p.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
@@ -131,7 +131,8 @@ def quantize_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike, ca
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            images = (_fit(read_image(p), size, Image.BILINEAR) for p in tqdm(calibration, desc="calibrating", unit="img"))
+            files = tqdm(calibration, desc="calibrating", unit="img")
+            images = (_fit(read_image(p), size, Image.BILINEAR) for p in files)
             self.batches = ({name: x} for x in _graph_inputs(backend, images))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
