@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import liteseg
-from liteseg.engine.benchmark import machine_info, make_backend, run_benchmark
+from liteseg.evaluation.benchmark import machine_info, make_backend, run_benchmark
 from liteseg.export.onnx import export_onnx
 
 HERE = Path(__file__).resolve().parent
@@ -85,7 +85,7 @@ def compare(name: str, python: Path, args: argparse.Namespace) -> dict:
     if not args.skip_openvino:
         sources["openvino (dynamic)"] = dyn
     if not args.skip_int8:
-        from liteseg.export.quantize import quantize_onnx
+        from liteseg.quantize import quantize_onnx
 
         int8 = out / "liteseg_int8.onnx"
         quantize_onnx(dyn, int8, calibration_images(args.calib, args.calib_count, shape, out / "calib"),

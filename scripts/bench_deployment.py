@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from liteseg.engine.backends import create_backend
+from liteseg.inference.backends import create_backend
 from liteseg.export.onnx import export_onnx
-from liteseg.export.quantize import QuantizeReport, compare_int8, list_images, list_labelled, quantize_onnx
+from liteseg.quantize import QuantizeReport, compare_int8, list_images, list_labelled, quantize_onnx
 from liteseg.loading import create_model
 
 

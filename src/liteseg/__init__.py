@@ -1,10 +1,10 @@
 """liteseg: PP-LiteSeg in PyTorch, numerically equal to PaddleSeg, loadable from every Paddle artefact."""
 from .errors import ArchitectureError, DatasetError, FormatError, LitesegError, UnsafePickleError
 from .loading import LoadedModel, LoadReport, create_model, load
-from .engine.segmenter import Segmenter, SegResult
+from .inference.segmenter import Segmenter, SegResult
 from .meta import ModelMeta
 from .models import list_models
-from .zoo import get_weights, list_weights
+from .loading.zoo import get_weights, list_weights
 
 __version__ = "0.1.0"
 

@@ -6,7 +6,7 @@ import onnx
 import pytest
 
 from liteseg.cli.main import main
-from liteseg.engine.backends import create_backend
+from liteseg.inference.backends import create_backend
 from liteseg.export.onnx import ort_session
 from tests.formats.paddle_variants import fixed_shape, make_tgz
 

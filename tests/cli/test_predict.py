@@ -158,7 +158,7 @@ def test_default_model_runs_without_model_flag(images, tmp_path, capsys, monkeyp
 
 
 def test_fallback_without_shipped_weights_says_untrained(images, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(liteseg.zoo, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    monkeypatch.setattr(liteseg.loading.zoo, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
     monkeypatch.setenv("LITESEG_SHARED", str(tmp_path / "nowhere"))
     monkeypatch.chdir(tmp_path)
     assert _run(images / "a.jpg", "-o", tmp_path / "o") == 0

@@ -6,7 +6,7 @@ import onnx
 import pytest
 import torch
 
-from liteseg.engine.backends import create_backend
+from liteseg.inference.backends import create_backend
 from liteseg.errors import LitesegError
 from liteseg.export.onnx import ExportError, default_opset, export_onnx, ort_session, parse_shape
 

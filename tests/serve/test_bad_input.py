@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 
-from liteseg.engine.backends import Backend
-from liteseg.engine.segmenter import Segmenter
+from liteseg.inference.backends import Backend
+from liteseg.inference.segmenter import Segmenter
 from liteseg.serve.app import ServeConfig, create_app
 
 from .conftest import ThreadedServer, png_bytes, random_image

@@ -9,7 +9,7 @@ import pytest
 
 from liteseg.serve.batcher import DynamicBatcher
 from liteseg.serve.errors import ApiError
-from liteseg.serve.metrics import ServeMetrics
+from liteseg.serve.telemetry import ServeMetrics
 
 
 class Recorder:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from liteseg.engine.segmenter import SegResult
+from liteseg.inference.segmenter import SegResult
 from liteseg.serve.codecs import decode_image, label_png, result_json, rle_decode, rle_encode
 from liteseg.serve.errors import ApiError
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..engine.backends import available_backends
-from ..engine.benchmark import (BENCH_BACKENDS, make_backend, model_stats, plot_results, results_table,
-                                run_benchmark, to_json)
 from ..errors import LitesegError
+from ..evaluation.benchmark import (BENCH_BACKENDS, make_backend, model_stats, plot_results, results_table,
+                                    run_benchmark, to_json)
 from ..export.onnx import parse_shape
+from ..inference.backends import available_backends
 from ..utils.io import atomic_write_bytes
 
 

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def resolve_source(model: str, weights: str | None, num_classes: int | None) -> Any:
     """A path for ``liteseg.load``, or a model built from a registered name (with optional weights)."""
     if model in list_models():
-        from ..engine.backends import resolve_model
+        from ..inference.backends import resolve_model
         from ..loading import create_model
 
         return resolve_model(create_model(model, num_classes=num_classes, weights=weights).eval())

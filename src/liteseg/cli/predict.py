@@ -11,12 +11,12 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..data.palettes import CITYSCAPES_TRAINID_TO_LABELID
-from ..engine.inputs import Frame, iter_frames, list_sources
-from ..engine.segmenter import SegResult, Segmenter, write_output
-from ..engine.visualize import legend, side_by_side
+from ..inference.inputs import Frame, iter_frames, list_sources
+from ..inference.segmenter import SegResult, Segmenter, write_output
+from ..inference.visualize import legend, side_by_side
 from ..errors import LitesegError
 from ..utils.io import atomic_path
-from ..zoo import default_model
+from ..loading.zoo import default_model
 from .run_dir import prepare_output_dir
 
 log = logging.getLogger("liteseg")

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export.quantize import QuantizeReport, compare_int8, list_images, list_labelled, quantize_onnx
+    from ..quantize import QuantizeReport, compare_int8, list_images, list_labelled, quantize_onnx
 
     if args.output_file.suffix.lower() != ".onnx":
         raise LitesegError(f"{args.output_file}: the output file must end in .onnx")

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..engine.trainer import Trainer
+    from ..training.trainer import Trainer
 
     config = load_config(args.config, args.overrides)
     trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)

@@ -5,10 +5,10 @@ import argparse
 from pathlib import Path
 
 from ..data import build_dataset
-from ..engine.backends import create_backend
-from ..engine.evaluator import evaluate
-from ..engine.report import check_output, format_table, write_report
-from ..engine.tta import parse_slide
+from ..evaluation.evaluator import evaluate
+from ..evaluation.report import check_output, format_table, write_report
+from ..inference.backends import create_backend
+from ..inference.tta import parse_slide
 
 
 def _scales(text: str) -> tuple[float, ...]:

@@ -143,7 +143,7 @@ def build_onnx(source: Any, *, input_shape: str | Sequence[int] | None = None, o
     Returns ``(model_proto, wrapper, info, meta, input_shape)``; the wrapper is the traced module (for
     verification). See :func:`export_onnx` for the options.
     """
-    from ..engine.backends import resolve_model
+    from ..inference.backends import resolve_model
 
     onnx = _import_onnx()
     loaded = resolve_model(source)

@@ -19,11 +19,11 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..engine.segmenter import SegResult, Segmenter
+from ..inference.segmenter import SegResult, Segmenter
 from .batcher import DynamicBatcher
 from .codecs import decode_image, label_png, encode_png, result_json
 from .errors import ApiError
-from .metrics import ServeMetrics
+from .telemetry import ServeMetrics
 from .schemas import ErrorBody, ModelInfo, SegmentBody
 
 log = logging.getLogger("liteseg")
@@ -54,7 +54,7 @@ class ServeConfig:
 
 def build_segmenter(config: ServeConfig) -> Segmenter:
     """Load the configured model (or the default one) once, batching up to ``max_batch`` images."""
-    from ..zoo import default_model
+    from ..loading.zoo import default_model
 
     return Segmenter(config.model or default_model(), backend=config.backend, device=config.device,
                      threads=config.threads, batch_size=config.max_batch)

@@ -13,9 +13,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..engine.segmenter import SegResult
+from ..inference.segmenter import SegResult
 from .errors import ApiError
-from .metrics import ServeMetrics
+from .telemetry import ServeMetrics
 
 log = logging.getLogger("liteseg")
 

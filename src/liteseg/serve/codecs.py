@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..engine.inputs import InputError, pil_to_array, to_rgb
-from ..engine.segmenter import SegResult
+from ..inference.inputs import InputError, pil_to_array, to_rgb
+from ..inference.segmenter import SegResult
 from .errors import ApiError
 
 FORMATS = ("json", "labels", "color", "overlay")

@@ -14,16 +14,16 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from .data.palettes import CAMVID_CLASSES, CAMVID_PALETTE
-from .errors import LitesegError
-from .loading import LoadedModel, LoadReport, load
-from .meta import ModelMeta
-from .models.registry import build_model
-from .utils.io import atomic_path
+from ..data.palettes import CAMVID_CLASSES, CAMVID_PALETTE
+from ..errors import LitesegError
+from ..meta import ModelMeta
+from ..models.registry import build_model
+from ..utils.io import atomic_path
+from .loader import LoadedModel, LoadReport, load
 
 log = logging.getLogger("liteseg")
 
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_WEIGHTS = ASSETS / "pp_liteseg_t_camvid.safetensors"
 _FIXTURE = Path("fixtures") / "pp_liteseg_t" / "weights.pdparams"
 
@@ -33,7 +33,7 @@ def _shared_candidates() -> list[Path]:
     if os.environ.get("LITESEG_SHARED"):
         found.append(Path(os.environ["LITESEG_SHARED"]))
     found.append(Path.cwd().parent / "shared")
-    found.append(Path(__file__).resolve().parents[2].parent / "shared")  # beside a source checkout
+    found.append(Path(__file__).resolve().parents[3].parent / "shared")  # beside a source checkout
     return found
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from liteseg.engine import tta
+from liteseg.inference import tta
 from liteseg.errors import LitesegError
 
 

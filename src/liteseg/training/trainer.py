@@ -25,13 +25,13 @@ from torch.utils.data import DataLoader
 
 from ..config import Config, config_from_dict
 from ..data.sampling import AugmentedDataset, IterationBatchSampler, build_train_transforms, collate
+from ..data.loader_workers import restore_sigchld
 from ..data.transforms import Normalize
 from ..errors import LitesegError
 from ..meta import ModelMeta
 from ..utils.io import atomic_write_bytes
 from . import checkpoint as ckpt
 from .distributed import DistInfo, all_reduce_sum, barrier, convert_sync_batchnorm, init_distributed
-from .loader_workers import restore_sigchld
 from .losses import CrossEntropyLoss, MultiHeadLoss, OhemCrossEntropyLoss
 from .schedulers import WarmupPolyLR
 from .starting_points import build_train_model
@@ -246,7 +246,7 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     def evaluate(self) -> dict[str, float]:
-        from .evaluator import evaluate
+        from ..evaluation.evaluator import evaluate
 
         result = evaluate(self.eval_model, self.val_set, scales=(self.config.data.val_scale,), progress=False,
                           meta=self.meta)

@@ -123,7 +123,7 @@ def _torch_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -
 
 BACKENDS: dict[str, Callable[..., Backend]] = {"torch": _torch_factory}
 # name -> module that registers it in BACKENDS on import (heavy or optional dependencies)
-_LAZY_BACKENDS = {"onnxruntime": "liteseg.engine.ort_backend", "openvino": "liteseg.engine.openvino_backend"}
+_LAZY_BACKENDS = {"onnxruntime": "liteseg.inference.ort_backend", "openvino": "liteseg.inference.openvino_backend"}
 
 
 def register_backend(name: str, factory: Callable[..., Backend]) -> None:

@@ -12,9 +12,9 @@ import torch
 
 import liteseg
 from liteseg.config import load_config
-from liteseg.engine import checkpoint as ckpt
-from liteseg.engine.train_log import read_csv
-from liteseg.engine.trainer import Trainer, TrainingError
+from liteseg.training import checkpoint as ckpt
+from liteseg.training.train_log import read_csv
+from liteseg.training.trainer import Trainer, TrainingError
 
 from .train_helpers import REPO, TINY, assert_same_state, final_state, overrides
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from liteseg.metrics import SegMetrics
+from liteseg.evaluation.metrics import SegMetrics
 
 LABEL = np.array([[0, 0, 1], [1, 255, 2]])
 PRED = np.array([[0, 1, 1], [1, 2, 0]])

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from liteseg.engine.losses import CrossEntropyLoss, MultiHeadLoss, OhemCrossEntropyLoss
+from liteseg.training.losses import CrossEntropyLoss, MultiHeadLoss, OhemCrossEntropyLoss
 
 # Ground-truth probabilities of four pixels (class 0 is the label); the fourth pixel is ignored.
 P = [0.9, 0.6, 0.3, 0.5]

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from liteseg.data.palettes import CAMVID_CLASSES
-from liteseg.engine import checkpoint as ckpt
+from liteseg.training import checkpoint as ckpt
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "configs" / "camvid_tiny.yaml"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from liteseg.engine import checkpoint as ckpt
+from liteseg.training import checkpoint as ckpt
 
 
 def _state(iteration: int) -> dict:

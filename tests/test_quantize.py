@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from liteseg.cli.main import main
-from liteseg.engine.backends import create_backend
+from liteseg.inference.backends import create_backend
 from liteseg.errors import LitesegError
 from liteseg.export.onnx import export_onnx
-from liteseg.export.quantize import QuantizeReport, compare_int8, list_images, quantize_onnx
+from liteseg.quantize import QuantizeReport, compare_int8, list_images, quantize_onnx
 
 
 @pytest.fixture(scope="module")

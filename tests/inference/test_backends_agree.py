@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from liteseg.engine.backends import available_backends, create_backend
+from liteseg.inference.backends import available_backends, create_backend
 from liteseg.errors import LitesegError
 from liteseg.export.onnx import export_onnx
 

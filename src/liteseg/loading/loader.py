@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import ArchitectureError, FormatError
-from .formats import inference_model as im_format
-from .formats.native import load_native
-from .formats.pdparams import infer_config, normalize_paddle_keys, read_pdparams
-from .meta import ModelMeta
-from .models.registry import build_model
+from ..errors import ArchitectureError, FormatError
+from ..formats import inference_model as im_format
+from ..formats.native import load_native
+from ..formats.pdparams import infer_config, normalize_paddle_keys, read_pdparams
+from ..meta import ModelMeta
+from ..models.registry import build_model
 
 _AUX_HEAD = re.compile(r"^seg_heads\.[1-9]\d*\.")
 _CLASSIFIER = re.compile(r"^seg_heads\.\d+\.conv_out\.weight$")

@@ -11,13 +11,13 @@ from torch import nn
 
 import liteseg
 from liteseg.data import DatasetError, ListDataset
-from liteseg.engine.backends import Backend, create_backend
-from liteseg.engine.evaluator import evaluate
-from liteseg.engine.report import format_table, write_report
+from liteseg.inference.backends import Backend, create_backend
+from liteseg.evaluation.evaluator import evaluate
+from liteseg.evaluation.report import format_table, write_report
 from liteseg.errors import LitesegError
 from liteseg.formats.native import save_native
 from liteseg.meta import ModelMeta
-from liteseg.metrics import SegMetrics
+from liteseg.evaluation.metrics import SegMetrics
 
 NUM_CLASSES = 4
 
@@ -164,7 +164,7 @@ def test_worker_loader_leaves_no_sigchld_handler_behind(tmp_path):
     """DataLoader workers replace SIGCHLD; a leftover handler crashed later subprocess exits next to OpenVINO."""
     import signal
 
-    from liteseg.engine.loader_workers import restore_sigchld
+    from liteseg.data.loader_workers import restore_sigchld
     from torch.utils.data import DataLoader
 
     before = signal.getsignal(signal.SIGCHLD)

@@ -8,8 +8,8 @@ import pytest
 
 import liteseg
 from liteseg.cli.main import main
-from liteseg.engine.backends import create_backend
-from liteseg.engine.benchmark import count_macs, count_params
+from liteseg.inference.backends import create_backend
+from liteseg.evaluation.benchmark import count_macs, count_params
 
 
 @pytest.mark.parametrize("name,macs,params,inference", [("pp_liteseg_t", 11.42e9, 8_141_600, 8_028_320),

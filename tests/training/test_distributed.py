@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from liteseg.config import load_config
-from liteseg.engine import checkpoint as ckpt
-from liteseg.engine.trainer import Trainer
+from liteseg.training import checkpoint as ckpt
+from liteseg.training.trainer import Trainer
 
 from .train_helpers import REPO, TINY, final_state, overrides
 
@@ -101,7 +101,7 @@ def test_amp_bf16_channels_last_and_ema(camvid_subset, tmp_path):
 def test_fp16_needs_cuda(camvid_subset, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("CUDA present: fp16 is allowed")
-    from liteseg.engine.trainer import TrainingError
+    from liteseg.training.trainer import TrainingError
 
     with pytest.raises(TrainingError, match="fp16 needs a CUDA device"):
         Trainer(load_config(TINY, overrides(camvid_subset, tmp_path, **{"train.amp": "fp16"})), progress=False)

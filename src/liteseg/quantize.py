@@ -12,11 +12,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..data.io import read_image, read_label
-from ..errors import LitesegError
-from ..metrics import SegMetrics
-from ..utils.io import atomic_write_bytes
-from .metadata import load_onnx, read_metadata, write_metadata
+from .data.io import read_image, read_label
+from .errors import LitesegError
+from .evaluation.metrics import SegMetrics
+from .export.metadata import load_onnx, read_metadata, write_metadata
+from .utils.io import atomic_write_bytes
 
 
 @dataclass
@@ -56,7 +56,7 @@ class QuantizeReport:
 
 def list_images(source: str | os.PathLike, limit: int | None = None) -> list[Path]:
     """Image files of a folder (sorted, recursive), a glob or a list file (first column), as ``liteseg predict``."""
-    from ..engine.inputs import IMAGE_SUFFIXES, is_glob, list_sources
+    from .inference.inputs import IMAGE_SUFFIXES, is_glob, list_sources
 
     if not Path(source).exists() and not is_glob(os.fspath(source)):
         raise LitesegError(f"{source}: no such image folder or list file")
@@ -91,7 +91,7 @@ def _fit(array: np.ndarray, size: tuple[int, int] | None, resample: int) -> np.n
 
 def _graph_inputs(backend: Any, images: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
     """What the graph's input receives for each image (uint8 for baked-in preprocessing)."""
-    from ..engine.preprocess import normalize
+    from .inference.preprocess import normalize
 
     for img in images:
         if backend.takes_images:
@@ -115,7 +115,7 @@ def quantize_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike, ca
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
-    from ..engine.backends import create_backend
+    from .inference.backends import create_backend
 
     out_path = Path(out_path)
     if out_path.exists() and not overwrite:
@@ -154,7 +154,7 @@ def quantize_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike, ca
 
 def median_ms(run: Callable[[np.ndarray], Any], x: np.ndarray, runs: int, warmup: int = 3) -> float:
     """Median latency of ``run(x)`` in milliseconds after ``warmup`` runs."""
-    from ..engine.benchmark import time_calls
+    from .evaluation.benchmark import time_calls
 
     return statistics.median(time_calls(run, x, warmup, runs)[0])
 
@@ -163,7 +163,7 @@ def compare_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, rep
                  labelled: Sequence[tuple[Path, Path]] = (), bench_shape: Sequence[int] | None = None,
                  runs: int = 10, threads: int = 2) -> QuantizeReport:
     """Fill ``report`` with INT8-vs-FP32 accuracy on ``labelled`` pairs and ONNX Runtime latency at ``bench_shape``."""
-    from ..engine.backends import create_backend
+    from .inference.backends import create_backend
 
     fp32 = create_backend(fp32_path, "onnxruntime", threads=threads, spinning=False)
     int8 = create_backend(int8_path, "onnxruntime", threads=threads, spinning=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from liteseg.engine.schedulers import WarmupPolyLR, warmup_poly_lr
+from liteseg.training.schedulers import WarmupPolyLR, warmup_poly_lr
 
 CITY = dict(base_lr=0.005, iters=160000, warmup_iters=1000, warmup_start_lr=1e-5, power=0.9)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from liteseg import create_model
-from liteseg.engine.starting_points import build_train_model, load_backbone_pdparams
+from liteseg.training.starting_points import build_train_model, load_backbone_pdparams
 from liteseg.errors import ArchitectureError
 from liteseg.models.stdc import stdc1
 

@@ -13,14 +13,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..data.base import SegDataset
+from ..data.loader_workers import restore_sigchld
 from ..errors import DatasetError, LitesegError
+from ..inference import tta
+from ..inference.backends import Backend, TorchBackend, create_backend
+from ..inference.preprocess import normalize
 from ..loading import LoadedModel
 from ..meta import ModelMeta
-from ..metrics import SegMetrics
-from . import tta
-from .backends import Backend, TorchBackend, create_backend
-from .loader_workers import restore_sigchld
-from .preprocess import normalize
+from .metrics import SegMetrics
 
 
 @dataclass

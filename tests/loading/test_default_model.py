@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 import liteseg
-from liteseg import zoo
+from liteseg.loading import zoo
 from liteseg.data import build_dataset
-from liteseg.engine.evaluator import evaluate
+from liteseg.evaluation.evaluator import evaluate
 
 
 def test_shipped_weights_are_small_fp16_with_metadata():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import liteseg
-from liteseg import zoo
+from liteseg.loading import zoo
 from liteseg.errors import LitesegError
 
 

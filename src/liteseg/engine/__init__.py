@@ -1,1 +1,0 @@
-"""Inference, evaluation and training engines built on the models and backends."""

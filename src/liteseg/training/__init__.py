@@ -1,0 +1,1 @@
+"""Training PP-LiteSeg with PaddleSeg's recipe: the trainer, losses, schedulers, checkpoints, DDP helpers, logs."""
