@@ -261,7 +261,7 @@ def _map_by_execution(im: InferenceModel, model: nn.Module) -> "OrderedDict[str,
     return out
 
 
-def _check_layer(source: str, module: nn.Module, use: "ParamUse", key: str) -> None:
+def _check_layer(source: str, module: nn.Module, use: ParamUse, key: str) -> None:
     """The program's conv / batch-norm settings (``use.attrs``) must be those of our layer."""
     if isinstance(module, nn.Conv2d):
         ours = {"stride": tuple(module.stride), "padding": tuple(module.padding), "dilation": tuple(module.dilation),
