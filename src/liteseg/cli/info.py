@@ -28,6 +28,13 @@ def run(args: argparse.Namespace) -> int:
     params = sum(p.numel() for p in loaded.model.parameters())
     print(f"model:       {meta.arch} ({params:,} parameters incl. aux heads)")
     print(f"source:      {meta.source} [{meta.source_format}], loaded in {loaded.load_seconds:.2f} s")
+    if meta.extra.get("program_format") == "PIR":
+        name = f", {meta.extra['model_name']}" if "model_name" in meta.extra else ""
+        print(f"format:      Paddle 3 PIR program {meta.extra.get('program_file')} (PIR version "
+              f"{meta.extra.get('pir_version')}){name}")
+    elif meta.extra.get("program_format"):
+        print(f"format:      Paddle ProgramDesc {meta.extra.get('program_file')} (version "
+              f"{meta.extra.get('paddle_version')})")
     print(f"weights:     {loaded.report.summary()}")
     print(f"classes:     {meta.num_classes}: {', '.join(meta.class_names)}")
     print(f"input:       {meta.input_shape}, mean {meta.mean}, std {meta.std}")

@@ -1,9 +1,12 @@
-"""Paddle inference models (``model.pdmodel`` + ``model.pdiparams`` [+ ``.pdiparams.info``] + ``deploy.yaml``)
-as a folder or a ``.tgz`` (e.g. FastDeploy's ``PP_LiteSeg_B_STDC2_cityscapes_without_argmax_infer.tgz``)."""
+"""Paddle inference models as a folder, a ``.tar`` or a ``.tgz``/``.tar.gz`` (read in memory): Paddle 2's
+``model.pdmodel`` + ``model.pdiparams`` [+ ``.pdiparams.info``] + ``deploy.yaml`` (e.g. FastDeploy's
+``PP_LiteSeg_B_STDC2_cityscapes_without_argmax_infer.tgz``), or Paddle 3's PIR ``inference.json`` +
+``inference.pdiparams`` + ``inference.yml`` (e.g. PaddleX's ``PP-LiteSeg-T_infer.tar``)."""
 from __future__ import annotations
 
 import os
 import tarfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +19,16 @@ from torch import nn
 
 from ..errors import FormatError
 from .paddle_proto import ProgramDesc
-from .pdiparams import parse_pdiparams, persistable_vars
+from .pdiparams import parse_pdiparams, parse_tensor_stream, persistable_vars
 from .pdparams import normalize_paddle_keys
-from .program import ProgramInfo, analyze_program, parse_program, recover_architecture
+from .pir import PirProgram, is_pir, parse_pir
+from .pir_info import analyze_pir
+from .program import ParamUse, ProgramInfo, analyze_program, parse_program, recover_architecture
 from .safe_pickle import loads_pickle
 
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar")
+PROGRAM_SUFFIXES = (".pdmodel", ".json")
+_CONFIG_NAMES = ("deploy.yaml", "deploy.yml", "inference.yml", "inference.yaml")
 
 
 @dataclass
@@ -29,11 +36,13 @@ class InferenceModel:
     """A parsed inference model: program, its summary, tensors by Paddle name and the deploy config."""
 
     source: str
-    program: ProgramDesc
+    program: ProgramDesc | PirProgram
     info: ProgramInfo
     params: "OrderedDict[str, np.ndarray]"
     param_info: dict[str, Any] | None = None
     deploy: dict[str, Any] = field(default_factory=dict)
+    model_name: str = ""  # Global.model_name of a PaddleX inference.yml
+    program_file: str = ""
 
 
 def is_archive(path: str | os.PathLike) -> bool:
@@ -45,13 +54,14 @@ def _read_folder(folder: Path) -> dict[str, bytes]:
 
 
 def _read_archive(path: Path) -> dict[str, bytes]:
-    """Files of the one folder in the archive that holds a ``.pdmodel`` (read in memory, nothing extracted)."""
+    """Files of the one folder in the archive that holds a program (read in memory, nothing extracted)."""
     try:
         with tarfile.open(path) as tar:
             members = [m for m in tar.getmembers() if m.isfile()]
-            models = [m for m in members if m.name.endswith(".pdmodel")]
+            models = [m for m in members if m.name.endswith(PROGRAM_SUFFIXES)]
             if not models:
-                raise FormatError(f"{path}: the archive holds no .pdmodel file; not a Paddle inference model")
+                raise FormatError(f"{path}: the archive holds no .pdmodel or .json program; not a Paddle "
+                                  f"inference model")
             folder = os.path.dirname(models[0].name)
             if len({os.path.dirname(m.name) for m in models}) > 1:
                 raise FormatError(f"{path}: the archive holds several models: {[m.name for m in models]}")
@@ -62,12 +72,12 @@ def _read_archive(path: Path) -> dict[str, bytes]:
                     if f is not None:
                         out[os.path.basename(m.name)] = f.read()
             return out
-    except (tarfile.TarError, EOFError, OSError) as e:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
         raise FormatError(f"{path}: cannot read the archive ({e}); the download is incomplete or corrupt") from None
 
 
-def _pick(files: dict[str, bytes], preferred: str | None, suffix: str, source: str) -> str:
-    if preferred and preferred in files:
+def _pick(files: dict[str, bytes], preferred: Any, suffix: str, source: str) -> str:
+    if isinstance(preferred, str) and preferred in files:
         return preferred
     found = sorted(n for n in files if n.endswith(suffix))
     if len(found) != 1:
@@ -76,42 +86,89 @@ def _pick(files: dict[str, bytes], preferred: str | None, suffix: str, source: s
     return found[0]
 
 
+def _pick_program(files: dict[str, bytes], declared: Any, source: str) -> str:
+    """The program file: the one the config names; else, as PaddleX does, its ``.json`` namesake (Paddle 3's
+    export writes ``model: inference.pdmodel`` beside an ``inference.json``); else the only one there is."""
+    if isinstance(declared, str):
+        if declared in files:
+            return declared
+        stem = declared.rsplit(".", 1)[0]
+        if f"{stem}.json" in files:
+            return f"{stem}.json"
+    found = sorted(n for n in files if n.endswith(PROGRAM_SUFFIXES))
+    if "inference.json" in found:
+        return "inference.json"
+    if len(found) != 1:
+        what = "no" if not found else f"several ({', '.join(found)})"
+        raise FormatError(f"{source}: {what} program files (.pdmodel or .json); expected exactly one (or one named "
+                          f"in deploy.yaml / inference.yml)")
+    return found[0]
+
+
+def _read_config(files: dict[str, bytes], source: str) -> dict[str, Any]:
+    """The whole deploy config (``deploy.yaml`` or PaddleX's ``inference.yml``), or {} when there is none."""
+    name = next((n for n in _CONFIG_NAMES if n in files), None)
+    if name is None:
+        return {}
+    try:
+        config = yaml.safe_load(files[name]) or {}
+    except yaml.YAMLError as e:
+        raise FormatError(f"{source}/{name}: invalid YAML ({e})") from None
+    if not isinstance(config, dict) or not isinstance(config.get("Deploy") or {}, dict):
+        raise FormatError(f"{source}/{name}: expected a mapping with a 'Deploy' section")
+    return config
+
+
 def read_inference_model(path: str | os.PathLike) -> InferenceModel:
-    """Read a Paddle inference model from a folder, a ``.pdmodel`` path or a ``.tgz`` archive."""
+    """Read a Paddle inference model from a folder, a ``.pdmodel`` / ``.json`` path or a ``.tar``/``.tgz``."""
     p = Path(path)
     if not p.exists():
         raise FormatError(f"{p}: no such file or folder")
-    if p.is_file() and p.suffix == ".pdmodel":
-        p = p.parent
+    chosen = None
+    if p.is_file() and p.suffix in PROGRAM_SUFFIXES:
+        chosen, p = p.name, p.parent
     files = _read_archive(p) if p.is_file() else _read_folder(p)
     source = str(p)
-    deploy_name = next((n for n in ("deploy.yaml", "deploy.yml", "inference.yml", "inference.yaml") if n in files),
-                       None)
-    deploy: dict[str, Any] = {}
-    if deploy_name:
-        try:
-            deploy = (yaml.safe_load(files[deploy_name]) or {}).get("Deploy", {}) or {}
-        except yaml.YAMLError as e:
-            raise FormatError(f"{source}/{deploy_name}: invalid YAML ({e})") from None
-    model_name = _pick(files, deploy.get("model"), ".pdmodel", source)
+    config = _read_config(files, source)
+    deploy = config.get("Deploy") or {}
+    model_name = chosen or _pick_program(files, deploy.get("model"), source)
     params_name = _pick(files, deploy.get("params"), ".pdiparams", source)
-    program = parse_program(files[model_name], f"{source}/{model_name}")
-    info = analyze_program(program, f"{source}/{model_name}")
-    params = parse_pdiparams(files[params_name], program, f"{source}/{params_name}")
+    data = files[model_name]
+    program: ProgramDesc | PirProgram
+    if is_pir(data):
+        program = parse_pir(data, f"{source}/{model_name}")
+        info = analyze_pir(program, f"{source}/{model_name}")
+        params = parse_tensor_stream(files[params_name], program.stored_tensors(), f"{source}/{params_name}")
+    else:
+        program = parse_program(data, f"{source}/{model_name}")
+        info = analyze_program(program, f"{source}/{model_name}")
+        params = parse_pdiparams(files[params_name], program, f"{source}/{params_name}")
     param_info = None
     info_name = params_name + ".info"
     if info_name in files:
         param_info = loads_pickle(files[info_name], f"{source}/{info_name}")
-    return InferenceModel(source, program, info, params, param_info, deploy)
+    global_section = config.get("Global")
+    name = global_section.get("model_name") if isinstance(global_section, dict) else None
+    return InferenceModel(source, program, info, params, param_info, deploy,
+                          model_name=name if isinstance(name, str) else "", program_file=model_name)
 
 
 def deploy_normalization(deploy: dict[str, Any]) -> tuple[list[float], list[float]]:
     """Mean/std of the deploy config's ``Normalize`` transform (PaddleSeg default 0.5/0.5)."""
-    for t in deploy.get("transforms") or []:
+    transforms = deploy.get("transforms") or []
+    for t in transforms if isinstance(transforms, list) else []:
         if isinstance(t, dict) and t.get("type") == "Normalize":
             mean = t.get("mean", [0.5, 0.5, 0.5])
             std = t.get("std", [0.5, 0.5, 0.5])
-            return [float(v) for v in mean], [float(v) for v in std]
+            try:
+                mean, std = [float(v) for v in mean], [float(v) for v in std]
+            except (TypeError, ValueError):
+                raise FormatError(f"the deploy config's Normalize has mean {mean!r} / std {std!r}; expected "
+                                  f"lists of numbers") from None
+            if len(mean) != 3 or len(std) != 3 or not all(v > 0 for v in std):
+                raise FormatError(f"the deploy config's Normalize has mean {mean} / std {std}; expected three "
+                                  f"values each, std > 0")
+            return mean, std
     return [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
 
 
@@ -182,10 +239,13 @@ def _map_by_execution(im: InferenceModel, model: nn.Module) -> "OrderedDict[str,
                           f"recovered model expects {n_ours} in {len(ours)}; unsupported program layout")
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     out: OrderedDict[str, np.ndarray] = OrderedDict()
-    for (kind_o, keys), (kind_t, names) in zip(ours, theirs):
+    for (kind_o, keys), use in zip(ours, im.info.uses):
+        kind_t, names = use.kind, use.names
         if kind_o != kind_t:
             raise FormatError(f"{im.source}: program order diverges at {names[0]} ({kind_t}) vs {keys[0]} "
                               f"({kind_o}); unsupported program layout")
+        if use.attrs:
+            _check_layer(im.source, model.get_submodule(keys[0].rsplit(".", 1)[0]), use, keys[0])
         for key, name in zip(keys, names):
             value = im.params.get(name)
             if value is None:
@@ -194,11 +254,28 @@ def _map_by_execution(im: InferenceModel, model: nn.Module) -> "OrderedDict[str,
                 raise FormatError(f"{im.source}: {name} has shape {list(value.shape)} but {key} expects "
                                   f"{list(shapes[key])}")
             out[key] = value
-    unused = set(persistable_vars(im.program)) - {n for _, names in theirs for n in names}
+    unused = set(im.params) - {n for _, names in theirs for n in names}
     if unused:
         raise FormatError(f"{im.source}: {len(unused)} stored tensors are never used by a recognised layer, e.g. "
                           f"{sorted(unused)[:3]}")
     return out
+
+
+def _check_layer(source: str, module: nn.Module, use: ParamUse, key: str) -> None:
+    """The program's conv / batch-norm settings (``use.attrs``) must be those of our layer."""
+    if isinstance(module, nn.Conv2d):
+        ours = {"stride": tuple(module.stride), "padding": tuple(module.padding), "dilation": tuple(module.dilation),
+                "groups": module.groups}
+        diff = {k: (v, ours[k]) for k, v in use.attrs.items() if k in ours and v != ours[k]}
+    elif isinstance(module, nn.BatchNorm2d):
+        eps = use.attrs.get("eps", module.eps)
+        diff = {} if abs(eps - module.eps) <= 1e-6 * module.eps + 1e-12 else {"eps": (eps, module.eps)}
+    else:
+        diff = {"layer": (use.kind, type(module).__name__)}
+    if diff:
+        detail = ", ".join(f"{k} {a} in the program vs {b}" for k, (a, b) in diff.items())
+        raise FormatError(f"{source}: {use.names[0]} ({key}) is used with {detail}; the recovered architecture "
+                          f"does not compute the same thing, so liteseg refuses the program")
 
 
 def write_inference_model(folder: str | os.PathLike, program: ProgramDesc, params: dict[str, np.ndarray],

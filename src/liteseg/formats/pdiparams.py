@@ -1,6 +1,7 @@
 """Paddle combined parameter files (``.pdiparams``): nameless LoDTensor records sorted by variable name."""
 from __future__ import annotations
 
+import math
 import os
 import struct
 from collections import OrderedDict
@@ -35,19 +36,29 @@ def read_pdiparams(path: str | os.PathLike, program: ProgramDesc) -> "OrderedDic
 
 def parse_pdiparams(buf: bytes, program: ProgramDesc, path: str = "<bytes>") -> "OrderedDict[str, np.ndarray]":
     """Decode ``.pdiparams`` bytes for ``program``; ``path`` only names the source in errors."""
+    return parse_tensor_stream(buf, persistable_vars(program), path)
+
+
+def parse_tensor_stream(buf: bytes, expected: "Mapping[str, tuple[str, list[int]]]",
+                        path: str = "<bytes>") -> "OrderedDict[str, np.ndarray]":
+    """Decode the records of ``buf`` as the tensors ``expected`` (name -> (dtype, dims), in file order).
+
+    Checks each record's header, dtype and dims against ``expected`` (an empty dims list accepts any shape)
+    and that the file ends exactly after the last tensor; every mismatch is a FormatError naming the tensor.
+    """
     out: OrderedDict[str, np.ndarray] = OrderedDict()
     pos = 0
 
     def take(n: int, what: str, name: str) -> bytes:
         nonlocal pos
-        if pos + n > len(buf):
+        if n < 0 or pos + n > len(buf):
             raise FormatError(f"{path}: file ends inside {what} of {name!r} (offset {pos}, need {n} bytes, "
                               f"{len(buf) - pos} left); the file is truncated, re-export or re-download it")
         chunk = buf[pos:pos + n]
         pos += n
         return chunk
 
-    for name, (dtype, dims) in persistable_vars(program).items():
+    for name, (dtype, dims) in expected.items():
         (version,) = struct.unpack("<I", take(4, "the LoD header", name))
         (lod_levels,) = struct.unpack("<Q", take(8, "the LoD header", name))
         if version != 0 or lod_levels > 16:
@@ -58,19 +69,25 @@ def parse_pdiparams(buf: bytes, program: ProgramDesc, path: str = "<bytes>") -> 
             take(size, "a LoD level", name)
         take(4, "the tensor version", name)
         (desc_len,) = struct.unpack("<i", take(4, "the tensor header", name))
+        raw_desc = take(desc_len, "the tensor header", name)
         desc = TensorDesc()
         try:
-            desc.ParseFromString(take(desc_len, "the tensor header", name))
+            desc.ParseFromString(raw_desc)
         except Exception:
             raise FormatError(f"{path}: corrupt tensor header for {name!r}") from None
         np_dtype = VAR_TYPES.get(desc.data_type)
         if np_dtype is None or np_dtype == "bfloat16":
             raise FormatError(f"{path}: tensor {name!r} has unsupported data type {desc.data_type}")
+        if dtype and np_dtype != dtype:
+            raise FormatError(f"{path}: tensor {name!r} is {np_dtype} in the params file but {dtype} in the "
+                              f"program; the two files do not belong together")
         file_dims = list(desc.dims)
         if dims and file_dims != dims:
             raise FormatError(f"{path}: tensor {name!r} has shape {file_dims} in the params file but {dims} in "
                               f"the program; the two files do not belong together")
-        count = int(np.prod(file_dims)) if file_dims else 1
+        if any(d < 0 for d in file_dims):
+            raise FormatError(f"{path}: tensor {name!r} has negative dims {file_dims}; the file is corrupt")
+        count = math.prod(file_dims)
         data = take(count * np.dtype(np_dtype).itemsize, "the data", name)
         out[name] = np.frombuffer(data, dtype=np.dtype(np_dtype).newbyteorder("<")).reshape(file_dims).copy()
     if pos != len(buf):

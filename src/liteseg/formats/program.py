@@ -26,8 +26,8 @@ def read_program(path: str | os.PathLike) -> ProgramDesc:
 def parse_program(data: bytes, path: str = "<bytes>") -> ProgramDesc:
     """Parse ProgramDesc bytes; ``path`` only names the source in errors."""
     if data.lstrip().startswith(b"{"):
-        raise FormatError(f"{path}: this is a Paddle 3 PIR program (JSON), which liteseg cannot read yet; export "
-                          f"with Paddle 2.x (old IR, FLAGS_enable_pir_api=0) or use the .pdparams checkpoint")
+        raise FormatError(f"{path}: this is a Paddle 3 PIR program (JSON), not a ProgramDesc; read it with "
+                          f"liteseg.formats.pir.parse_pir (liteseg.load does so by itself)")
     program = ProgramDesc()
     try:
         program.ParseFromString(data)
@@ -60,11 +60,14 @@ def _attr(op: OpDesc, name: str) -> Any:
 
 @dataclass
 class ParamUse:
-    """One weight-bearing use in execution order: ``kind`` in conv, bias, bn, scale; ``names`` Paddle names."""
+    """One weight-bearing use in execution order: ``kind`` in conv, bias, bn, scale; ``names`` Paddle names.
+
+    ``attrs`` (filled from PIR programs) are checked against the recovered model's layers when mapping."""
 
     kind: str
     names: list[str]
     depthwise: bool = False
+    attrs: dict[str, Any] = field(default_factory=dict)  # conv: stride/padding/dilation/groups; bn: eps
 
 
 @dataclass
@@ -81,6 +84,7 @@ class ProgramInfo:
     uses: list[ParamUse] = field(default_factory=list)
     one_minus_alpha: int = 0  # UAFMs computing 1 - alpha with a scale op (PaddleSeg <= 2.6 exports)
     adaptive_bins: list[int] = field(default_factory=list)
+    program_format: str = "ProgramDesc"  # or "PIR" (Paddle 3 inference.json); ``version`` is then the PIR version
 
 
 def analyze_program(program: ProgramDesc, source: str = "") -> ProgramInfo:

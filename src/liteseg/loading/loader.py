@@ -1,7 +1,8 @@
 """``liteseg.load``: any PP-LiteSeg artefact -> a ready PyTorch model plus its metadata.
 
-Accepted: PaddleSeg ``.pdparams`` (2.5 - 2.8 layouts), inference-model folders, ``.pdmodel`` paths and ``.tgz``
-archives (FastDeploy), liteseg ``.safetensors``, PyTorch ``.pt``/``.pth`` state dicts.
+Accepted: PaddleSeg ``.pdparams`` (2.5 - 2.8 layouts), inference-model folders, ``.pdmodel`` and Paddle 3 ``.json``
+paths and ``.tar``/``.tgz`` archives (FastDeploy, PaddleX), liteseg ``.safetensors``, PyTorch ``.pt``/``.pth``
+state dicts.
 """
 from __future__ import annotations
 
@@ -172,7 +173,7 @@ def load(source: str | os.PathLike, *, arch: str | None = None, num_classes: int
     if not path.exists():
         raise FormatError(f"{text}: no such file or folder (expected a .pdparams, .safetensors, .pt, an inference "
                           f"model folder, a .tgz or a published weight name: {', '.join(zoo.list_weights())})")
-    if path.is_dir() or path.suffix == ".pdmodel" or im_format.is_archive(path):
+    if path.is_dir() or path.suffix in im_format.PROGRAM_SUFFIXES or im_format.is_archive(path):
         loaded = _load_inference_model(path, arch, num_classes, reinit_head, strict)
     elif path.suffix == ".pdparams":
         loaded = _load_pdparams(path, arch, num_classes, reinit_head, strict)
@@ -180,12 +181,9 @@ def load(source: str | os.PathLike, *, arch: str | None = None, num_classes: int
         loaded = _load_native(path, arch, num_classes, reinit_head, strict)
     elif path.suffix in (".pt", ".pth", ".ckpt"):
         loaded = _load_torch(path, arch, num_classes, reinit_head, strict)
-    elif path.name.endswith(".json"):
-        raise FormatError(f"{text}: Paddle 3 PIR programs (model.json) are not supported; export with Paddle 2.x "
-                          f"or load the .pdparams checkpoint")
     else:
         raise FormatError(f"{text}: unknown model file type {path.suffix!r}; expected .pdparams, .safetensors, "
-                          f".pt/.pth, .pdmodel, an inference model folder or a .tgz archive")
+                          f".pt/.pth, .pdmodel, .json (Paddle 3), an inference model folder or a .tar/.tgz archive")
     loaded.model.to(device).eval()
     loaded.load_seconds = time.perf_counter() - start
     return loaded
@@ -219,8 +217,12 @@ def _load_inference_model(path: Path, arch, num_classes, reinit_head, strict) ->
     meta = dict(source=str(path), source_format="paddle_inference", mean=mean, std=std,
                 input_shape=[int(d) for d in im.info.feed_shape] or [-1, 3, -1, -1],
                 output_op=str(output_op).lower(),
-                extra={"paddle_version": im.info.version, "feed": im.info.feed_name, "fetch": im.info.fetch_name,
+                extra={"program_format": im.info.program_format,
+                       ("pir_version" if im.info.program_format == "PIR" else "paddle_version"): im.info.version,
+                       "program_file": im.program_file, "feed": im.info.feed_name, "fetch": im.info.fetch_name,
                        "transforms": im.deploy.get("transforms") or []})
+    if im.model_name:
+        meta["extra"]["model_name"] = im.model_name
     return _finish(model, found, meta, report)
 
 
