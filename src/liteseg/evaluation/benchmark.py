@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..inference.backends import Backend, create_backend, resolve_model
+from ..inference.backends import Backend, create_backend
+from ..loading import resolve_model
 
 # "torch-opt" is the torch backend with optimize=True; the rest are create_backend names.
 BENCH_BACKENDS = ("torch", "torch-opt", "onnxruntime", "openvino")
