@@ -45,9 +45,12 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.benchmark import make_backend, model_stats, plot_results, results_table, run_benchmark, to_json
     from ..export.onnx import parse_shape
     from ..utils.io import atomic_write_bytes
+    from ..utils.plots import require_matplotlib
 
     if args.runs < 1 or args.warmup < 0:
         raise LitesegError("--runs must be >= 1 and --warmup >= 0")
+    if args.plot:
+        require_matplotlib("--plot")  # before the run, not after it
     shapes = [parse_shape(s) for s in (args.shape or ["1,3,512,1024"])]
     names = _backends(args.backend)
     onnx_source = str(args.model).lower().endswith(".onnx")
