@@ -88,3 +88,23 @@ def test_unreadable_files_raise_the_callers_error(tmp_path):
     buffer = io.BytesIO()
     Image.fromarray(RGB).save(buffer, format="PNG")
     assert decode_image(buffer.getvalue(), max_pixels=10**6)[0].shape == RGB.shape
+
+
+def test_one_normalisation_for_inference_training_and_exported_graphs():
+    import torch
+
+    from liteseg.data.transforms import Normalize
+    from liteseg.export.wrappers import ExportWrapper
+    from liteseg.inference.preprocess import normalize as preprocess
+    from liteseg.meta import ModelMeta
+
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    meta = ModelMeta(arch="x", num_classes=2, mean=mean, std=std)
+    ours = preprocess(RGB, meta)[0]
+    expected = ((RGB.astype(np.float64) / 255 - mean) / std).transpose(2, 0, 1)
+    np.testing.assert_allclose(ours, expected, atol=1e-6)
+    trained = Normalize(mean, std)(RGB, RGB[:, :, 0])[0].numpy()
+    wrapper = ExportWrapper(torch.nn.Identity(), preprocess=(mean, std), input_layout="nhwc")
+    exported = wrapper.normalize(torch.from_numpy(RGB)[None])[0].numpy()
+    np.testing.assert_array_equal(trained, ours)
+    np.testing.assert_array_equal(exported, ours)

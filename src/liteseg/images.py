@@ -1,4 +1,5 @@
-"""The one image decoder: files, PIL images and arrays -> RGB uint8 ``[H, W, 3]``, with a note per conversion.
+"""The one image decoder (files, PIL images and arrays -> RGB uint8 ``[H, W, 3]``, with a note per conversion) and
+the one normalisation of its pixels to network input (:func:`normalize`).
 
 predict, serve, the datasets (training and evaluation) and INT8 calibration all decode through here, so every
 path sees the same pixels. What is done, and why:
@@ -18,11 +19,28 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import torch
+
+Pixels = TypeVar("Pixels", np.ndarray, "torch.Tensor")
+
+
+def normalize(pixels: Pixels, mean: Pixels, std: Pixels) -> Pixels:
+    """``(pixels / 255 - mean) / std``: uint8 RGB -> network input, PaddleSeg's ``Normalize`` (``ModelMeta.mean`` and
+    ``std`` apply to images scaled to [0, 1]). numpy arrays or torch tensors; ``mean``/``std`` shaped to broadcast.
+
+    The only definition: inference (``preprocess.normalize``), training (``transforms.Normalize``) and exported
+    graphs with baked-in preprocessing (``ExportWrapper``) all call it.
+    """
+    return (pixels / 255.0 - mean) / std
+
 
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")
 _VIA_PILLOW = ("P", "CMYK", "YCbCr", "LAB", "HSV", "1")

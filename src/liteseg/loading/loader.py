@@ -21,6 +21,7 @@ from ..formats import inference_model as im_format
 from ..formats.native import load_native
 from ..formats.pdparams import infer_config, normalize_paddle_keys, read_pdparams
 from ..meta import ModelMeta
+from ..models.layers import paddle_conv_init
 from ..models.registry import build_model
 from . import zoo
 
@@ -123,8 +124,7 @@ def apply_state_dict(model: nn.Module, state: Mapping[str, Any], *, source: str 
     if report.reinitialized:
         for name, module in model.named_modules():
             if f"{name}.weight" in report.reinitialized and isinstance(module, nn.Conv2d):
-                kh, kw = module.kernel_size
-                nn.init.normal_(module.weight, 0.0, (2.0 / (kh * kw * module.in_channels)) ** 0.5)
+                paddle_conv_init(module)
     return report
 
 
