@@ -80,7 +80,7 @@ class OptimizerConfig:
 
 @dataclass
 class SchedulerConfig:
-    """Linear warmup then poly decay, per iteration (see ``engine.schedulers.warmup_poly_lr``)."""
+    """Linear warmup then poly decay, per iteration (see ``training.schedulers.warmup_poly_lr``)."""
 
     warmup_iters: int = 1000
     warmup_start_lr: float = 1e-5
