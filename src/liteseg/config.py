@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import LitesegError
 
 
@@ -82,7 +80,7 @@ class OptimizerConfig:
 
 @dataclass
 class SchedulerConfig:
-    """Linear warmup then poly decay, per iteration (see ``engine.schedulers.warmup_poly_lr``)."""
+    """Linear warmup then poly decay, per iteration (see ``training.schedulers.warmup_poly_lr``)."""
 
     warmup_iters: int = 1000
     warmup_start_lr: float = 1e-5
@@ -141,6 +139,8 @@ class Config:
         return dataclasses.asdict(self)
 
     def to_yaml(self) -> str:
+        import yaml  # PyYAML is imported where it is used: `liteseg train --help` needs only the schema
+
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def validate(self) -> "Config":
@@ -262,6 +262,8 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such config file")
     if path.resolve() in seen:
         raise ConfigError(f"{path}: _base_ inheritance loops back to itself")
+    import yaml
+
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
@@ -290,6 +292,8 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     parts = dotted.strip().split(".")
     if len(parts) != 2 or not all(parts):
         raise ConfigError(f"override {text!r}: the key must be section.key; valid keys: {', '.join(valid_keys())}")
+    import yaml
+
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:

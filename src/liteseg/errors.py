@@ -20,3 +20,7 @@ class ArchitectureError(LitesegError):
 
 class DatasetError(LitesegError):
     """A dataset is missing, malformed or holds a bad sample (unreadable file, size mismatch, bad label values)."""
+
+
+class InputError(LitesegError):
+    """An input image or video could not be used (missing, unreadable, or an array of the wrong shape)."""

@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .data.palettes import default_classes
+from .palettes import default_classes
 
 
 @dataclass

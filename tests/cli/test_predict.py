@@ -157,9 +157,10 @@ def test_default_model_runs_without_model_flag(images, tmp_path, capsys, monkeyp
     np.testing.assert_array_equal(labels, liteseg.Segmenter("camvid")(images / "a.jpg").labels)
 
 
-def test_fallback_without_shipped_weights_says_untrained(images, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(liteseg.loading.zoo, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
-    monkeypatch.setenv("LITESEG_SHARED", str(tmp_path / "nowhere"))
-    monkeypatch.chdir(tmp_path)
-    assert _run(images / "a.jpg", "-o", tmp_path / "o") == 0
-    assert "untrained" in capsys.readouterr().out
+def test_missing_shipped_weights_is_a_clear_error_not_a_random_model(images, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("liteseg.loading.zoo.DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    (tmp_path / "shared" / "fixtures" / "pp_liteseg_t").mkdir(parents=True)  # test data must not be hunted for
+    (tmp_path / "shared" / "fixtures" / "pp_liteseg_t" / "weights.pdparams").write_bytes(b"")
+    monkeypatch.chdir(tmp_path / "shared")
+    assert _run(images / "a.jpg", "-o", tmp_path / "o") == 2
+    assert "shipped default model" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -7,7 +7,9 @@ import torch
 from PIL import Image
 
 import liteseg
+from liteseg.inference.backends import TorchBackend
 from liteseg.inference.inputs import InputError
+from liteseg.loading import resolve_model
 from liteseg.meta import ModelMeta
 
 from ..conftest import randomize_
@@ -105,7 +107,7 @@ def test_fixed_shape_model_resizes_and_maps_back(small_model):
     meta = ModelMeta(arch="pp_liteseg_t", num_classes=5, input_shape=[1, 3, 64, 64])
     seen = []
 
-    class Probe(liteseg.inference.backends.TorchBackend):
+    class Probe(TorchBackend):
         def __call__(self, x):
             seen.append(x.shape)
             return super().__call__(x)
@@ -137,7 +139,7 @@ def test_exported_label_and_prob_graphs_give_the_same_labels(small_model, tmp_pa
 
     meta = ModelMeta(arch="pp_liteseg_t", num_classes=5, config=small_model.config)
     path = tmp_path / f"{output}.onnx"
-    export_onnx(liteseg.inference.backends.resolve_model(small_model, meta), path, output=output,
+    export_onnx(resolve_model(small_model, meta), path, output=output,
                 include_preprocess=True, input_layout="nhwc")
     rgb = np.random.RandomState(4).randint(0, 255, (40, 56, 3), dtype=np.uint8)
     expected = liteseg.Segmenter(small_model, meta=meta)(rgb).labels

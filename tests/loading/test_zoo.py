@@ -11,15 +11,52 @@ from liteseg.loading import zoo
 from liteseg.errors import LitesegError
 
 
-def test_table_has_every_published_pp_liteseg_weight():
+def test_table_has_every_published_pp_liteseg_weight_named_per_architecture():
     names = liteseg.list_weights()
-    assert {f"cityscapes_{v}_{s}" for v in "tb" for s in ("0.5", "0.75", "1.0")} <= set(names)
-    assert {"camvid_t", "camvid_b", "fastdeploy_b_cityscapes"} <= set(names)
-    b = zoo.WEIGHTS["cityscapes_b_1.0"]
+    assert {f"pp_liteseg_{v}.cityscapes_1024x512_scale{s}" for v in "tb" for s in ("0.5", "0.75", "1.0")} <= set(names)
+    assert {"pp_liteseg_t.camvid_960x720", "pp_liteseg_b.camvid_960x720", "pp_liteseg_t.camvid",
+            "pp_liteseg_b.cityscapes_1024x512_scale1.0_fastdeploy"} <= set(names)
+    assert all(name.split(".")[0] == zoo.WEIGHTS[name].arch for name in names)
+    b = zoo.WEIGHTS["pp_liteseg_b.cityscapes_1024x512_scale1.0"]
     assert b.url == ("https://paddleseg.bj.bcebos.com/dygraph/cityscapes/"
                      "pp_liteseg_stdc2_cityscapes_1024x512_scale1.0_160k/model.pdparams")
     assert b.metrics["miou"] == 79.04 and b.num_classes == 19 and "non-commercial" in b.license
-    assert zoo.WEIGHTS["fastdeploy_b_cityscapes"].file_name.endswith(".tgz")
+    assert b.class_names[0] == "road" and b.mean == b.std == (0.5, 0.5, 0.5)
+    assert zoo.record("fastdeploy_b_cityscapes").file_name.endswith(".tgz")
+
+
+@pytest.mark.parametrize("alias, name", [
+    ("cityscapes_t_0.5", "pp_liteseg_t.cityscapes_1024x512_scale0.5"),
+    ("cityscapes_b_1.0", "pp_liteseg_b.cityscapes_1024x512_scale1.0"),
+    ("camvid_t", "pp_liteseg_t.camvid_960x720"), ("camvid_b", "pp_liteseg_b.camvid_960x720"),
+    ("fastdeploy_b_cityscapes", "pp_liteseg_b.cityscapes_1024x512_scale1.0_fastdeploy"),
+    ("camvid", "pp_liteseg_t.camvid")])
+def test_old_names_are_aliases(alias, name):
+    assert zoo.canonical_name(alias) == name and zoo.record(alias) is zoo.WEIGHTS[name]
+    assert alias not in liteseg.list_weights()
+
+
+def test_shipped_record_matches_the_shipped_file():
+    from liteseg.formats.native import load_native
+
+    entry = zoo.record("camvid")
+    path = zoo.DEFAULT_WEIGHTS
+    assert entry.file_size == path.stat().st_size and entry.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    meta = load_native(path)[1]["meta"]
+    assert list(entry.class_names) == meta["class_names"] and list(entry.mean) == meta["mean"]
+    assert list(entry.std) == meta["std"] and entry.license == meta["license"]
+    assert entry.metrics["miou"] == round(100 * meta["metrics"]["miou"], 2)
+
+
+def test_info_prints_the_record_without_downloading(home, capsys):
+    from liteseg.cli.main import main
+
+    assert main(["info", "cityscapes_b_1.0"]) == 0
+    out = capsys.readouterr().out
+    assert "name:        pp_liteseg_b.cityscapes_1024x512_scale1.0 (also: cityscapes_b_1.0)" in out
+    assert "classes:     19: road, sidewalk" in out and "mean [0.5, 0.5, 0.5], std [0.5, 0.5, 0.5]" in out
+    assert "reported:    miou 79.04" in out and "non-commercial" in out and "bcebos.com" in out
+    assert not (home / "weights").exists()
 
 
 @pytest.fixture()
@@ -31,9 +68,10 @@ def home(tmp_path, monkeypatch):
 def test_download_from_file_url_records_and_checks_sha256(fixture_dir, home):
     src = fixture_dir / "weights.pdparams"
     path = liteseg.get_weights("cityscapes_t_0.5", url=src.as_uri(), progress=False)
-    assert path == home / "weights" / "cityscapes_t_0.5.pdparams" and path.read_bytes() == src.read_bytes()
+    name = "pp_liteseg_t.cityscapes_1024x512_scale0.5.pdparams"
+    assert path == home / "weights" / name and path.read_bytes() == src.read_bytes()
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
-    assert (home / "weights" / "cityscapes_t_0.5.pdparams.sha256").read_text().split()[0] == digest
+    assert (home / "weights" / f"{name}.sha256").read_text().split()[0] == digest
     path.write_bytes(path.read_bytes()[:-4] + b"oops")
     with pytest.raises(LitesegError, match="does not match"):
         liteseg.get_weights("cityscapes_t_0.5")
@@ -43,20 +81,23 @@ def test_user_supplied_sha256_is_verified(fixture_dir, home):
     with pytest.raises(LitesegError, match="does not match"):
         liteseg.get_weights("camvid_t", url=(fixture_dir / "weights.pdparams").as_uri(), sha256="0" * 64,
                             progress=False)
+    assert not any((home / "weights").iterdir())  # nothing kept, not even a partial file
 
 
-def test_cached_file_loads_offline_by_name_with_metadata(fixture_dir, home):
-    target = home / "weights" / "cityscapes_t_1.0.pdparams"
+@pytest.mark.parametrize("cached_as", ["pp_liteseg_t.cityscapes_1024x512_scale1.0", "cityscapes_t_1.0"])
+def test_cached_file_loads_offline_by_name_with_metadata(fixture_dir, home, cached_as):
+    target = home / "weights" / f"{cached_as}.pdparams"  # also a cache filled under the old name
     target.parent.mkdir(parents=True)
     target.write_bytes((fixture_dir / "weights.pdparams").read_bytes())
     loaded = liteseg.load("cityscapes_t_1.0")
-    assert loaded.meta.metrics["miou"] == 77.04 and loaded.meta.extra["weights"] == "cityscapes_t_1.0"
+    assert loaded.meta.metrics["miou"] == 77.04
+    assert loaded.meta.extra["weights"] == "pp_liteseg_t.cityscapes_1024x512_scale1.0"
     model = liteseg.create_model("pp_liteseg_t", weights="cityscapes_t_1.0")
     assert torch.equal(model.seg_heads[0].conv_out.weight, loaded.model.seg_heads[0].conv_out.weight)
 
 
 def test_offline_without_cache_gives_a_clear_message(home):
-    with pytest.raises(LitesegError, match="cannot download .* put it at .*cityscapes_b_0.5.pdparams"):
+    with pytest.raises(LitesegError, match="cannot download .* put it at .*pp_liteseg_b.cityscapes_1024x512_scale0.5"):
         liteseg.get_weights("cityscapes_b_0.5", url="file:///nonexistent/model.pdparams", progress=False)
     with pytest.raises(LitesegError, match="unknown weights"):
         liteseg.get_weights("imagenet")
@@ -67,13 +108,13 @@ def test_shipped_name_resolves_to_the_package_file(tmp_path, monkeypatch, fixtur
     from liteseg.formats.native import save_native
 
     missing = tmp_path / "absent.safetensors"
-    monkeypatch.setitem(zoo.SHIPPED, "camvid", missing)
-    assert "camvid" not in liteseg.list_weights()
+    monkeypatch.setitem(zoo.SHIPPED, "pp_liteseg_t.camvid", missing)
+    assert "pp_liteseg_t.camvid" not in liteseg.list_weights()
     with pytest.raises(FormatError, match="not part of this installation"):
         liteseg.load("camvid")
     source = liteseg.load(fixture_dir / "weights.pdparams")
     meta = source.meta.to_dict()
     save_native(missing, source.model.state_dict(), {"arch": meta["arch"], "config": meta["config"], "meta": meta})
-    assert "camvid" in liteseg.list_weights()
+    assert "pp_liteseg_t.camvid" in liteseg.list_weights()
     model = liteseg.create_model("pp_liteseg_t", weights="camvid")
     assert torch.equal(model.seg_heads[0].conv_out.weight, source.model.seg_heads[0].conv_out.weight)

@@ -89,7 +89,7 @@ def test_metrics_count_requests_errors_and_batches(server_url):
     assert float(lines['liteseg_request_duration_seconds_bucket{endpoint="/v1/segment",le="+Inf"}']) >= 2
     assert float(lines["liteseg_batch_size_count"]) >= 1 and float(lines["liteseg_inference_seconds_sum"]) > 0
     assert "# TYPE liteseg_request_duration_seconds histogram" in text
-    assert lines["liteseg_queue_depth"] == "0"
+    assert float(lines["liteseg_queue_depth"]) == 0
 
 
 def test_openapi_schema_and_web_page(server_url):

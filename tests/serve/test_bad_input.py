@@ -119,7 +119,7 @@ def test_full_queue_is_503_with_retry_after(start_server):
         thread.join(30)
     assert [a.status_code for a in answers] == [200, 200]
     _assert_serving(url)
-    assert 'liteseg_errors_total{code="queue_full"} 1' in httpx.get(f"{url}/metrics").text
+    assert 'liteseg_errors_total{code="queue_full"} 1.0' in httpx.get(f"{url}/metrics").text
 
 
 def test_uploads_still_arriving_count_against_the_queue(start_server):

@@ -66,7 +66,8 @@ def test_queue_bound_refuses_with_retry_after_then_recovers():
         assert batcher.submit(_image(5)).result(10) == 5.0
     finally:
         batcher.close()
-    assert metrics.batch_size.count() == 3
+    assert metrics.registry.get_sample_value("liteseg_batch_size_count") == 3
+    assert metrics.registry.get_sample_value("liteseg_queue_depth") == 0  # every accepted image answered
 
 
 def test_a_failing_batch_fails_its_requests_only():

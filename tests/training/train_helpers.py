@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from liteseg.data.palettes import CAMVID_CLASSES
+from liteseg.palettes import CAMVID_CLASSES
 from liteseg.training import checkpoint as ckpt
 
 REPO = Path(__file__).resolve().parents[2]

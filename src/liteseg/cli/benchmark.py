@@ -5,14 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ..errors import LitesegError
-from ..evaluation.benchmark import (BENCH_BACKENDS, make_backend, model_stats, plot_results, results_table,
-                                    run_benchmark, to_json)
-from ..export.onnx import parse_shape
-from ..inference.backends import available_backends
-from ..utils.io import atomic_write_bytes
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "parameter count and conv FLOPs.")
     p.add_argument("--model", "-m", required=True, help="any model liteseg.load accepts, or an .onnx file")
     p.add_argument("--backend", default="torch",
-                   help=f"comma-separated: {', '.join(BENCH_BACKENDS)} or all (default torch)")
+                   help="comma-separated: torch, torch-opt, onnxruntime, openvino or all (default torch)")
     p.add_argument("--shape", action="append", help="input N,3,H,W (repeatable; default 1,3,512,1024)")
     p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
     p.add_argument("--runs", type=int, default=20, help="timed calls (default 20)")
@@ -33,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _backends(text: str) -> list[str]:
+    from ..evaluation.benchmark import BENCH_BACKENDS
+    from ..inference.backends import available_backends
+
     if text == "all":
         have = set(available_backends())
         return [b for b in BENCH_BACKENDS if b in have or b == "torch-opt"]
@@ -44,8 +40,17 @@ def _backends(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..evaluation.benchmark import make_backend, model_stats, plot_results, results_table, run_benchmark, to_json
+    from ..export.onnx import parse_shape
+    from ..utils.io import atomic_write_bytes
+    from ..utils.plots import require_matplotlib
+
     if args.runs < 1 or args.warmup < 0:
         raise LitesegError("--runs must be >= 1 and --warmup >= 0")
+    if args.plot:
+        require_matplotlib("--plot")  # before the run, not after it
     shapes = [parse_shape(s) for s in (args.shape or ["1,3,512,1024"])]
     names = _backends(args.backend)
     onnx_source = str(args.model).lower().endswith(".onnx")

@@ -3,23 +3,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Callable
 
 from ..errors import LitesegError
-from ..formats.native import save_native
-from ..loading import LoadedModel, load
-
-# output suffix -> writer(loaded, out_path, args); other packages add theirs (e.g. ".onnx").
-WRITERS: dict[str, Callable[[LoadedModel, Path, argparse.Namespace], None]] = {}
-
-
-def _write_safetensors(loaded: LoadedModel, out: Path, args: argparse.Namespace) -> None:
-    meta = loaded.meta.to_dict()
-    save_native(out, loaded.model.state_dict(), {"arch": meta["arch"], "config": meta["config"], "meta": meta},
-                half=args.half, overwrite=args.force)
-
-
-WRITERS[".safetensors"] = _write_safetensors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,27 +19,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    suffix = args.output.suffix.lower()
-    if suffix not in WRITERS:
-        _load_optional_writers()
-    if suffix not in WRITERS:
-        raise LitesegError(f"{args.output}: unknown output format {suffix!r}; use one of {sorted(WRITERS)}")
+    from ..export.convert import writer_for
+    from ..loading import load
+
+    writer = writer_for(args.output)
     if args.output.exists() and not args.force:
         raise LitesegError(f"{args.output}: already exists; pass --force to overwrite it")
     loaded = load(args.source)
     print(f"loaded {args.source}: {loaded.meta.arch}, {loaded.meta.num_classes} classes "
           f"({loaded.report.summary()}) in {loaded.load_seconds:.2f} s")
-    WRITERS[suffix](loaded, args.output, args)
+    summary = writer(loaded, args.output, half=args.half, overwrite=args.force)
+    if summary:
+        print(summary)
     print(f"wrote {args.output}")
     return 0
-
-
-def _load_optional_writers() -> None:
-    """Import the packages that register extra writers (e.g. ONNX), if they are available."""
-    import importlib
-
-    for module in ("liteseg.export.onnx",):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass

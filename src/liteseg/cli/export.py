@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LitesegError
-from ..models.registry import list_models
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,9 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def resolve_source(model: str, weights: str | None, num_classes: int | None) -> Any:
     """A path for ``liteseg.load``, or a model built from a registered name (with optional weights)."""
+    from ..models import list_models
+
     if model in list_models():
-        from ..inference.backends import resolve_model
-        from ..loading import create_model
+        from ..loading import create_model, resolve_model
 
         return resolve_model(create_model(model, num_classes=num_classes, weights=weights).eval())
     if weights or num_classes:

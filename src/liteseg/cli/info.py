@@ -2,24 +2,33 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-
-from ..loading import load
-from ..models.registry import list_models
+import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe a model file, or list the registered models",
                        description="Describe a model file; without MODEL, list the registered architectures.")
-    p.add_argument("model", nargs="?", help="any file liteseg.load accepts")
+    p.add_argument("model", nargs="?", help="any file liteseg.load accepts, or a weight name (its record)")
     p.add_argument("--json", action="store_true", help="print the metadata as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..loading import load, zoo
+    from ..models import list_models
+
     if not args.model:
         print("\n".join(list_models()))
         return 0
+    name = None if os.path.exists(args.model) else zoo.canonical_name(args.model)
+    if name is not None and zoo.local_path(name) is None:  # a weights record, not downloaded: print, don't fetch
+        record = zoo.record(name)
+        print(json.dumps(dataclasses.asdict(record), indent=2) if args.json else "\n".join(record.describe()))
+        return 0
+    if name is not None and not args.json:
+        print("\n".join(zoo.record(name).describe()) + "\n")
     loaded = load(args.model)
     meta = loaded.meta
     if args.json:

@@ -5,19 +5,17 @@ import argparse
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image
-from tqdm import tqdm
-
-from ..data.palettes import CITYSCAPES_TRAINID_TO_LABELID
-from ..inference.inputs import Frame, iter_frames, list_sources
-from ..inference.segmenter import SegResult, Segmenter, write_output
-from ..inference.visualize import legend, side_by_side
 from ..errors import LitesegError
 from ..utils.io import atomic_path
-from ..loading.zoo import default_model
 from .run_dir import prepare_output_dir
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..inference.inputs import Frame
+    from ..inference.segmenter import SegResult
 
 log = logging.getLogger("liteseg")
 KINDS = ("labels", "color", "overlay")
@@ -49,6 +47,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from PIL import Image
+    from tqdm import tqdm
+
+    from ..inference.inputs import iter_frames, list_sources
+    from ..inference.segmenter import Segmenter
+    from ..inference.visualize import legend
+    from ..loading.zoo import default_model
+    from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
+
     kinds = [k.strip() for k in args.save.split(",") if k.strip()]
     unknown = set(kinds) - set(KINDS)
     if unknown:
@@ -111,6 +118,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _write(frame: Frame, result: SegResult, kinds: list[str], args: argparse.Namespace, out_dir: Path,
            videos: dict) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from ..inference.segmenter import write_output
+    from ..inference.visualize import side_by_side
+    from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
+
     for kind in kinds:
         suffix = ".jpg" if kind == "overlay" else ".npy" if kind == "probs" else ".png"
         write_output(out_dir / kind / f"{frame.name}{suffix}", kind, result, args.alpha, overwrite=True)
@@ -135,6 +149,7 @@ class _VideoWriter:
 
     def write(self, rgb: np.ndarray) -> None:
         import cv2
+        import numpy as np
 
         if self.writer is None:
             h, w = rgb.shape[:2]

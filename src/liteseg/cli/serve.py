@@ -6,11 +6,14 @@ import importlib.util
 import ipaddress
 import logging
 import os
+import shutil
+import tempfile
 
 from ..errors import LitesegError
 
 log = logging.getLogger("liteseg")
-_NEEDS = {"fastapi": "fastapi", "uvicorn": "uvicorn", "python_multipart": "python-multipart"}
+_NEEDS = {"fastapi": "fastapi", "uvicorn": "uvicorn", "python_multipart": "python-multipart",
+          "prometheus_client": "prometheus-client"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..serve.app import CONFIG_ENV, ServeConfig, build_segmenter, config_to_env, create_app
+    from ..serve.telemetry import MULTIPROC_ENV
 
     config = ServeConfig(model=args.model, backend=args.backend, device=args.device, threads=args.threads,
                          max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
@@ -71,7 +75,14 @@ def run(args: argparse.Namespace) -> int:
     else:
         del segmenter  # each worker process loads its own copy
         os.environ[CONFIG_ENV] = config_to_env(config)
-        uvicorn.run("liteseg.serve.app:app_from_env", factory=True, workers=args.workers, **options)
+        own_dir = MULTIPROC_ENV not in os.environ  # one set of /metrics numbers across the workers
+        if own_dir:
+            os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="liteseg-metrics-")
+        try:
+            uvicorn.run("liteseg.serve.app:app_from_env", factory=True, workers=args.workers, **options)
+        finally:
+            if own_dir:
+                shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)
     return 0
 
 

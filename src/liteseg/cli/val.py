@@ -4,12 +4,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..data import build_dataset
-from ..evaluation.evaluator import evaluate
-from ..evaluation.report import check_output, format_table, write_report
-from ..inference.backends import create_backend
-from ..inference.tta import parse_slide
-
 
 def _scales(text: str) -> tuple[float, ...]:
     try:
@@ -49,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data import build_dataset
+    from ..evaluation.evaluator import evaluate
+    from ..evaluation.report import check_output, format_table, write_report
+    from ..inference.backends import create_backend
+    from ..inference.tta import parse_slide
+
     check_output(args.output, args.exist_ok)  # before the run, not after it
     slide = parse_slide(args.slide) if args.slide else None
     options = {}

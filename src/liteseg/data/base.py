@@ -11,8 +11,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import DatasetError
+from ..palettes import generate_palette
 from .io import image_size, read_image, read_label
-from .palettes import generate_palette
 
 log = logging.getLogger(__name__)
 

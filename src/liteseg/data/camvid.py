@@ -5,9 +5,9 @@ import os
 from pathlib import Path
 
 from ..errors import DatasetError
+from ..palettes import CAMVID_CLASSES, CAMVID_PALETTE
 from .base import Transforms
 from .list_dataset import ListDataset
-from .palettes import CAMVID_CLASSES, CAMVID_PALETTE
 
 
 class CamVidDataset(ListDataset):

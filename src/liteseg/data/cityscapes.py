@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DatasetError
+from ..palettes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CITYSCAPES_TRAINID_TO_LABELID
 from .base import Sample, SegDataset, Transforms
-from .palettes import CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CITYSCAPES_TRAINID_TO_LABELID
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
 TRAINID_SUFFIX = "_gtFine_labelTrainIds.png"

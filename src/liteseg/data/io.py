@@ -6,7 +6,8 @@ import os
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import DatasetError
+from ..errors import DatasetError, InputError
+from ..images import read_image as decode_image
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -22,14 +23,12 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image as uint8 RGB ``[H, W, 3]`` (grey and RGBA images are converted)."""
+    """A dataset image as uint8 RGB ``[H, W, 3]``, decoded by liteseg's one decoder (:func:`liteseg.images.read_image`:
+    16-bit scaled, grey repeated, palette coloured, alpha dropped, EXIF orientation applied); a DatasetError if not."""
     try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise DatasetError(f"{path}: not a readable image ({e}); the file may be truncated or corrupt") from None
+        return decode_image(path)[0]
+    except InputError as e:
+        raise DatasetError(str(e)) from None
 
 
 def read_label(path: str | os.PathLike) -> np.ndarray:

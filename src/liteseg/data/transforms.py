@@ -13,6 +13,8 @@ import torch
 from PIL import Image, ImageEnhance
 from torch.nn import functional as F
 
+from ..images import normalize
+
 Sample = tuple[np.ndarray, np.ndarray]
 # PaddleSeg pads images with 127.5; its RandomDistort casts to uint8 afterwards, which gives 127.
 IMAGE_PAD = 127
@@ -152,5 +154,5 @@ class Normalize:
         self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
 
     def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        img = torch.tensor(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-        return (img - self.mean) / self.std, torch.tensor(np.ascontiguousarray(label)).long()
+        img = torch.tensor(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+        return normalize(img, self.mean, self.std), torch.tensor(np.ascontiguousarray(label)).long()

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..inference.backends import Backend, create_backend, resolve_model
+from ..inference.backends import Backend, create_backend
+from ..loading import resolve_model
 
 # "torch-opt" is the torch backend with optimize=True; the rest are create_backend names.
 BENCH_BACKENDS = ("torch", "torch-opt", "onnxruntime", "openvino")
@@ -184,16 +185,13 @@ def results_table(results: Sequence[BenchResult]) -> str:
 
 def plot_results(results: Sequence[BenchResult], path: str | os.PathLike) -> None:
     """Bar chart of median latency per backend, grouped by shape, written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ..utils.io import atomic_path
+    from ..utils.plots import figure
 
     shapes = sorted({"x".join(map(str, r.shape)) for r in results})
     backends = list(dict.fromkeys(r.backend for r in results))
-    fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(shapes) * len(backends)), 4))
+    fig = figure(max(5, 1.6 * len(shapes) * len(backends)), 4, purpose="benchmark --plot")
+    ax = fig.add_subplot()
     width = 0.8 / max(len(backends), 1)
     for i, b in enumerate(backends):
         values = [next((r.p50_ms for r in results if r.backend == b and "x".join(map(str, r.shape)) == s), 0.0)
@@ -207,7 +205,6 @@ def plot_results(results: Sequence[BenchResult], path: str | os.PathLike) -> Non
     fig.tight_layout()
     with atomic_path(path, overwrite=True) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
 
 
 def to_json(results: Sequence[BenchResult], stats: dict[str, Any] | None = None) -> dict[str, Any]:

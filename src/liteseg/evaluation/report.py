@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,10 @@ import numpy as np
 
 from ..errors import LitesegError
 from ..utils.io import atomic_save, atomic_write_bytes
+from ..utils.plots import INSTALL, figure, have_matplotlib
 from .evaluator import EvalResult
 
+log = logging.getLogger("liteseg")
 REPORT_FILES = ("metrics.json", "report.md", "confusion_matrix.png", "class_iou.png")
 
 
@@ -49,7 +52,7 @@ def format_table(result: EvalResult) -> str:
     return "\n".join(lines)
 
 
-def markdown_report(result: EvalResult, model: str, dataset: str, notes: str = "") -> str:
+def markdown_report(result: EvalResult, model: str, dataset: str, notes: str = "", charts: bool = True) -> str:
     """The report as markdown: setup, summary metrics, per-class table, charts, skipped samples."""
     m, p = result.metrics, result.protocol
     rows = "\n".join(f"| {name} | {m['class_iou'][i]:.4f} | {m['class_precision'][i]:.4f} | "
@@ -83,23 +86,16 @@ Classes absent from both predictions and labels: {absent}. {rule}
 | class | IoU | precision | recall | Dice |
 |---|---|---|---|---|
 {rows}
-
-![per-class IoU](class_iou.png)
-
-![confusion matrix](confusion_matrix.png)
 """
+    if charts:
+        text += "\n![per-class IoU](class_iou.png)\n\n![confusion matrix](confusion_matrix.png)\n"
     if result.skipped:
         text += "\n## Skipped samples\n\n" + "\n".join(f"- `{path}`: {why}" for path, why in result.skipped) + "\n"
     return text
 
 
 def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
+    return figure(width, height, dpi=110, purpose="the report's charts")
 
 
 def _save(fig, path: Path, overwrite: bool) -> None:
@@ -162,7 +158,8 @@ def write_report(result: EvalResult, out_dir: str | os.PathLike, *, model: str, 
                  exist_ok: bool = False) -> dict[str, Path]:
     """Write metrics.json, report.md, confusion_matrix.png and class_iou.png into ``out_dir`` (atomically).
 
-    Existing report files are an error unless ``exist_ok``.
+    Existing report files are an error unless ``exist_ok``. Without matplotlib (the ``plot`` extra) the two
+    charts are left out, with a warning that names the install command.
     """
     out = Path(out_dir)
     check_output(out, exist_ok)
@@ -174,7 +171,11 @@ def write_report(result: EvalResult, out_dir: str | os.PathLike, *, model: str, 
     if notes:
         data["notes"] = notes
     atomic_write_bytes(paths["metrics.json"], json.dumps(data, indent=2).encode())
-    atomic_write_bytes(paths["report.md"], markdown_report(result, model, dataset, notes).encode())
+    charts = have_matplotlib()
+    atomic_write_bytes(paths["report.md"], markdown_report(result, model, dataset, notes, charts=charts).encode())
+    if not charts:
+        log.warning("warning: charts left out of the report: they need matplotlib (%s)", INSTALL)
+        return {name: path for name, path in paths.items() if not name.endswith(".png")}
     plot_confusion(result, paths["confusion_matrix.png"], overwrite=True)
     plot_class_iou(result, paths["class_iou.png"], overwrite=True)
     return paths

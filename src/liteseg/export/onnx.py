@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import LitesegError
+from ..loading import resolve_model
 from ..meta import ModelMeta
 from ..utils.io import atomic_write_bytes
 from .metadata import ExportInfo, write_metadata
@@ -143,8 +144,6 @@ def build_onnx(source: Any, *, input_shape: str | Sequence[int] | None = None, o
     Returns ``(model_proto, wrapper, info, meta, input_shape)``; the wrapper is the traced module (for
     verification). See :func:`export_onnx` for the options.
     """
-    from ..inference.backends import resolve_model
-
     onnx = _import_onnx()
     loaded = resolve_model(source)
     shape = parse_shape(input_shape) or [-1, 3, -1, -1]
@@ -259,19 +258,3 @@ def export_onnx(source: Any, path: str | os.PathLike, *, input_shape: str | Sequ
     report.seconds = time.perf_counter() - start
     return report
 
-
-def _write_onnx_for_convert(loaded: Any, out: Path, args: Any) -> None:
-    """``liteseg convert SRC -o X.onnx``: the source program's fixed feed shape if it has one, else dynamic."""
-    shape = loaded.meta.input_shape if loaded.meta.fixed_hw else None
-    report = export_onnx(loaded, out, input_shape=shape, fp16=getattr(args, "half", False),
-                         overwrite=getattr(args, "force", False))
-    print(report.summary())
-
-
-def _register_convert_writer() -> None:
-    from ..cli.convert import WRITERS
-
-    WRITERS[".onnx"] = _write_onnx_for_convert
-
-
-_register_convert_writer()

@@ -9,6 +9,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import LitesegError
+from ..images import normalize
 from ..models.sppm import AdaptiveAvgPool
 
 OUTPUTS = ("logits", "probs", "labels")
@@ -45,9 +46,8 @@ class ExportWrapper(nn.Module):
         self.preprocess = preprocess is not None
         if preprocess is not None:
             mean, std = preprocess
-            self.register_buffer("scale", 1.0 / (255.0 * torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)))
-            self.register_buffer("shift", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1) /
-                                 torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         self.eval()
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,7 +56,7 @@ class ExportWrapper(nn.Module):
             return x
         if self.input_layout == "nhwc":
             x = x.permute(0, 3, 1, 2)
-        return x.to(torch.float32) * self.scale - self.shift
+        return normalize(x.to(torch.float32), self.mean, self.std)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits at the exported output size."""

@@ -7,7 +7,6 @@ Backends other than ``torch`` live in their own modules and register themselves 
 from __future__ import annotations
 
 import importlib
-import os
 from abc import ABC, abstractmethod
 from typing import Any, Callable
 
@@ -16,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import LitesegError
-from ..loading import LoadedModel, load
+from ..loading import resolve_model
 from ..meta import ModelMeta
 from .preprocess import normalize
 
@@ -141,24 +140,6 @@ def available_backends() -> list[str]:
         except ImportError:
             pass
     return names
-
-
-def resolve_model(source: Any, meta: ModelMeta | None = None) -> LoadedModel:
-    """nn.Module, LoadedModel or any path ``liteseg.load`` accepts -> LoadedModel."""
-    if isinstance(source, LoadedModel):
-        return source
-    if isinstance(source, nn.Module):
-        meta = meta or getattr(source, "meta", None)
-        if meta is None:
-            config = getattr(source, "config", {})
-            meta = ModelMeta(arch=type(source).__name__, num_classes=config.get("num_classes", 0), config=config,
-                             trained=False)
-        from ..loading import LoadReport
-
-        return LoadedModel(source.eval(), meta, LoadReport())
-    if isinstance(source, (str, os.PathLike)):
-        return load(source)
-    raise LitesegError(f"cannot make a model from a {type(source).__name__}; pass a path, nn.Module or LoadedModel")
 
 
 def create_backend(source: Any, backend: str = "torch", meta: ModelMeta | None = None, **options: Any) -> Backend:

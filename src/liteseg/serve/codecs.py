@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..inference.inputs import InputError, pil_to_array, to_rgb
+from ..errors import InputError
+from ..images import pil_to_rgb
 from ..inference.segmenter import SegResult
 from .errors import ApiError
 
@@ -35,14 +36,13 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, list[str]]:
                            f"than the limit of {max_pixels} (--max-pixels); downscale it before sending")
         try:
             img.load()
-            array = pil_to_array(img)
         except (OSError, SyntaxError, ValueError) as e:
             raise ApiError(400, "invalid_image", f"the {img.format or 'image'} data is truncated or corrupt ({e}); "
                            "re-export the image and send it again") from None
-    try:
-        return to_rgb(array, "upload")
-    except InputError as e:
-        raise ApiError(400, "invalid_image", str(e)) from None
+        try:
+            return pil_to_rgb(img, "upload")
+        except InputError as e:
+            raise ApiError(400, "invalid_image", str(e)) from None
 
 
 def encode_png(array: np.ndarray) -> bytes:

@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from ..errors import LitesegError
 from ..utils.io import atomic_write_bytes
+from ..utils.plots import figure
 
 
 TRAIN_FIELDS = ["iter", "epoch", "loss", "loss_main", "loss_aux16", "loss_aux32", "lr", "images_per_s", "elapsed_s"]
@@ -64,12 +65,8 @@ def tensorboard_writer(log_dir: str | Path) -> Any:
 
 def plot_curves(train_csv: str | Path, eval_csv: str | Path, out: str | Path) -> Path:
     """PNG with the training loss and val mIoU over iterations."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     train, evals = read_csv(train_csv), read_csv(eval_csv)
-    fig = Figure(figsize=(8, 4.5), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = figure(8, 4.5, dpi=100, purpose="train.plot (training curves)")
     ax = fig.add_subplot()
     if train:
         ax.plot([r["iter"] for r in train], [r["loss"] for r in train], color="tab:blue", lw=1, label="train loss")

@@ -30,6 +30,8 @@ from ..data.transforms import Normalize
 from ..errors import LitesegError
 from ..meta import ModelMeta
 from ..utils.io import atomic_write_bytes
+from ..utils.plots import INSTALL as PLOT_INSTALL
+from ..utils.plots import have_matplotlib
 from . import checkpoint as ckpt
 from .distributed import DistInfo, all_reduce_sum, barrier, convert_sync_batchnorm, init_distributed
 from .losses import CrossEntropyLoss, MultiHeadLoss, OhemCrossEntropyLoss
@@ -103,6 +105,10 @@ class Trainer:
 
         if cfg.train.tensorboard and self.dist.is_main:
             require_tensorboard()
+        if cfg.train.plot and not have_matplotlib():
+            log.warning("warning: train.plot: the training curves need matplotlib (%s); the CSV logs are written "
+                        "and the curves left out", PLOT_INSTALL)
+        self.plot = cfg.train.plot and have_matplotlib()
         self.train_set, self.val_set = self._datasets(train_set, val_set)
         num_classes = cfg.model.num_classes or self.train_set.num_classes
         if num_classes != self.train_set.num_classes:
@@ -378,7 +384,7 @@ class Trainer:
             if writer is not None:
                 writer.close()
         seconds = time.perf_counter() - start_time
-        if info.is_main and tc.plot and not interrupted:
+        if info.is_main and self.plot and not interrupted:
             png = plot_curves(self.output_dir / "train_log.csv", self.output_dir / "eval_log.csv",
                               self.output_dir / "training_curves.png")
             log.info("wrote %s", png)
