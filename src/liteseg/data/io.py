@@ -16,7 +16,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
             w, h = img.size
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
         raise DatasetError(f"{path}: not a readable image ({e})") from None
     return h, w
 
@@ -28,7 +28,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(img.convert("RGB"), dtype=np.uint8)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
         raise DatasetError(f"{path}: not a readable image ({e}); the file may be truncated or corrupt") from None
 
 
@@ -46,7 +46,7 @@ def read_label(path: str | os.PathLike) -> np.ndarray:
             label = np.asarray(img)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
         raise DatasetError(f"{path}: not a readable label image ({e}); the file may be truncated or corrupt") from None
     if label.dtype != np.uint8:
         top = int(label.max()) if label.size else 0

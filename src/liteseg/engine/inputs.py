@@ -72,6 +72,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
         with Image.open(path) as img:
             img.load()
             arr = pil_to_array(img)
+    except Image.DecompressionBombError as e:
+        raise InputError(f"{path}: {e}; downscale the image (or raise PIL.Image.MAX_IMAGE_PIXELS)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{path}: not a readable image ({e}); skip it or re-export it as PNG/JPEG") from None
     return to_rgb(arr, str(path))

@@ -2,8 +2,12 @@
 as a folder or a ``.tgz`` (e.g. FastDeploy's ``PP_LiteSeg_B_STDC2_cityscapes_without_argmax_infer.tgz``)."""
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import os
 import tarfile
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +19,7 @@ import yaml
 from torch import nn
 
 from ..errors import FormatError
+from .deploy import parse_deploy
 from .paddle_proto import ProgramDesc
 from .pdiparams import parse_pdiparams, persistable_vars
 from .pdparams import normalize_paddle_keys
@@ -22,6 +27,7 @@ from .program import ProgramInfo, analyze_program, parse_program, recover_archit
 from .safe_pickle import loads_pickle
 
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar")
+MAX_ARCHIVE_BYTES = 1 << 30  # unpacked; PaddleSeg's largest segmentation packages are a few hundred MB
 
 
 @dataclass
@@ -44,10 +50,55 @@ def _read_folder(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
 
 
+class _CappedStream:
+    """A (decompressed) archive stream that refuses to go past ``limit`` bytes: gzip bombs end in a FormatError."""
+
+    def __init__(self, raw: Any, limit: int, source: Path) -> None:
+        self.raw, self.limit, self.source = raw, limit, source
+
+    def _refuse(self) -> None:
+        raise FormatError(f"{self.source}: the archive unpacks to more than {self.limit >> 20} MiB; not a model "
+                          f"package (or a decompression bomb)")
+
+    def read(self, size: int | None = -1) -> bytes:
+        pos = self.raw.tell()
+        if size is None or size < 0 or pos + size > self.limit:
+            size = self.limit - pos + 1
+        data = self.raw.read(size)
+        if pos + len(data) > self.limit:
+            self._refuse()
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if (offset if whence == 0 else self.raw.tell() + offset) > self.limit:
+            self._refuse()
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+
+def _open_stream(path: Path) -> Any:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open(path, "rb")
+    if magic.startswith(b"BZh"):
+        return bz2.open(path, "rb")
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
 def _read_archive(path: Path) -> dict[str, bytes]:
-    """Files of the one folder in the archive that holds a ``.pdmodel`` (read in memory, nothing extracted)."""
+    """Files of the one folder in the archive that holds a ``.pdmodel`` (read in memory, nothing extracted).
+
+    At most ``MAX_ARCHIVE_BYTES`` are unpacked, so a decompression bomb or a member claiming a huge size
+    ends in a FormatError instead of filling the memory.
+    """
     try:
-        with tarfile.open(path) as tar:
+        with _open_stream(path) as raw, tarfile.open(fileobj=_CappedStream(raw, MAX_ARCHIVE_BYTES, path),
+                                                     mode="r:") as tar:
             members = [m for m in tar.getmembers() if m.isfile()]
             models = [m for m in members if m.name.endswith(".pdmodel")]
             if not models:
@@ -55,14 +106,17 @@ def _read_archive(path: Path) -> dict[str, bytes]:
             folder = os.path.dirname(models[0].name)
             if len({os.path.dirname(m.name) for m in models}) > 1:
                 raise FormatError(f"{path}: the archive holds several models: {[m.name for m in models]}")
+            chosen = [m for m in members if os.path.dirname(m.name) == folder]
+            if sum(m.size for m in chosen) > MAX_ARCHIVE_BYTES:
+                raise FormatError(f"{path}: the archive's members claim more than {MAX_ARCHIVE_BYTES >> 20} MiB; "
+                                  f"not a model package")
             out = {}
-            for m in members:
-                if os.path.dirname(m.name) == folder:
-                    f = tar.extractfile(m)
-                    if f is not None:
-                        out[os.path.basename(m.name)] = f.read()
+            for m in chosen:
+                f = tar.extractfile(m)
+                if f is not None:
+                    out[os.path.basename(m.name)] = f.read()
             return out
-    except (tarfile.TarError, EOFError, OSError) as e:
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
         raise FormatError(f"{path}: cannot read the archive ({e}); the download is incomplete or corrupt") from None
 
 
@@ -87,12 +141,7 @@ def read_inference_model(path: str | os.PathLike) -> InferenceModel:
     source = str(p)
     deploy_name = next((n for n in ("deploy.yaml", "deploy.yml", "inference.yml", "inference.yaml") if n in files),
                        None)
-    deploy: dict[str, Any] = {}
-    if deploy_name:
-        try:
-            deploy = (yaml.safe_load(files[deploy_name]) or {}).get("Deploy", {}) or {}
-        except yaml.YAMLError as e:
-            raise FormatError(f"{source}/{deploy_name}: invalid YAML ({e})") from None
+    deploy = parse_deploy(files[deploy_name], f"{source}/{deploy_name}") if deploy_name else {}
     model_name = _pick(files, deploy.get("model"), ".pdmodel", source)
     params_name = _pick(files, deploy.get("params"), ".pdiparams", source)
     program = parse_program(files[model_name], f"{source}/{model_name}")
@@ -105,12 +154,17 @@ def read_inference_model(path: str | os.PathLike) -> InferenceModel:
     return InferenceModel(source, program, info, params, param_info, deploy)
 
 
-def deploy_normalization(deploy: dict[str, Any]) -> tuple[list[float], list[float]]:
+def deploy_normalization(deploy: dict[str, Any], source: str = "deploy.yaml") -> tuple[list[float], list[float]]:
     """Mean/std of the deploy config's ``Normalize`` transform (PaddleSeg default 0.5/0.5)."""
     for t in deploy.get("transforms") or []:
         if isinstance(t, dict) and t.get("type") == "Normalize":
-            mean = t.get("mean", [0.5, 0.5, 0.5])
-            std = t.get("std", [0.5, 0.5, 0.5])
+            mean, std = t.get("mean", [0.5, 0.5, 0.5]), t.get("std", [0.5, 0.5, 0.5])
+            for name, values in (("mean", mean), ("std", std)):
+                if not (isinstance(values, list) and len(values) == 3
+                        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+                    raise FormatError(f"{source}: Normalize.{name} must be a list of three numbers, found {values!r}")
+            if not all(v > 0 for v in std):
+                raise FormatError(f"{source}: Normalize.std must be positive, found {std!r}")
             return [float(v) for v in mean], [float(v) for v in std]
     return [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
 
