@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 
 from liteseg.cli.main import main
 from liteseg.engine.backends import create_backend
 from liteseg.export.onnx import ort_session
+
+from ..conftest import require_module
 from tests.formats.paddle_variants import fixed_shape, make_tgz
+
+onnx = require_module("onnx")
 
 
 def _input_dims(path) -> list:

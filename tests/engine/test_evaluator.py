@@ -19,6 +19,8 @@ from liteseg.formats.native import save_native
 from liteseg.meta import ModelMeta
 from liteseg.metrics import SegMetrics
 
+from ..conftest import require_module
+
 NUM_CLASSES = 4
 
 
@@ -142,7 +144,7 @@ def test_report_files_and_overwrite_protection(synthetic, tmp_path):
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_onnx_backend_matches_torch(backend, synthetic, tmp_path):
-    pytest.importorskip(backend)
+    require_module(backend)
     from liteseg.export.onnx import export_onnx
 
     root, _ = synthetic

@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import onnx
 import pytest
 from PIL import Image
 
@@ -13,6 +12,10 @@ from liteseg.engine.backends import create_backend
 from liteseg.errors import LitesegError
 from liteseg.export.onnx import export_onnx
 from liteseg.export.quantize import QuantizeReport, compare_int8, list_images, quantize_onnx
+
+from ..conftest import require_module
+
+onnx = require_module("onnx")
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import struct
 from typing import Any
 
 from ..errors import FormatError, UnsafePickleError
@@ -55,6 +56,6 @@ def loads_pickle(data: bytes, path: str = "<bytes>") -> Any:
     except UnsafePickleError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, LookupError,
-            UnicodeDecodeError, MemoryError, OverflowError, RecursionError) as e:
+            UnicodeDecodeError, MemoryError, OverflowError, RecursionError, struct.error) as e:
         raise FormatError(f"{path}: not a readable pickle ({type(e).__name__}: {e}); the file is truncated or "
                           f"corrupt, re-download or re-export it") from None
