@@ -171,5 +171,6 @@ def test_worker_loader_leaves_no_sigchld_handler_behind(tmp_path):
 
     before = signal.getsignal(signal.SIGCHLD)
     with restore_sigchld():
-        assert list(DataLoader(list(range(4)), batch_size=2, num_workers=1)) is not None
+        batches = list(DataLoader(list(range(4)), batch_size=2, num_workers=1))
+    assert [b.tolist() for b in batches] == [[0, 1], [2, 3]]  # the worker really ran
     assert signal.getsignal(signal.SIGCHLD) is before
