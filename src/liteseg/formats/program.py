@@ -35,6 +35,11 @@ def parse_program(data: bytes, path: str = "<bytes>") -> ProgramDesc:
         raise FormatError(f"{path}: not a Paddle program ({e}); the file is truncated or corrupt") from None
     if not program.blocks or not program.blocks[0].ops:
         raise FormatError(f"{path}: the program has no operators; not a Paddle inference model")
+    block = program.blocks[0]
+    names = [v.name for v in block.vars] + [op.type for op in block.ops] + [
+        a for op in block.ops for slot in list(op.inputs) + list(op.outputs) for a in [slot.parameter, *slot.arguments]]
+    if not all(isinstance(n, str) for n in names):  # protobuf hands back bytes for strings that are not UTF-8
+        raise FormatError(f"{path}: the program holds names that are not UTF-8 text; the file is corrupt")
     return program
 
 
