@@ -1,8 +1,11 @@
 """Shared test fixtures: the ../shared reference data (skipped when absent, an error under CI=true)."""
 from __future__ import annotations
 
+import importlib
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,11 +17,34 @@ SHARED = Path(os.environ.get("LITESEG_SHARED", REPO.parent / "shared"))
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+def _missing(reason: str, in_ci: str) -> None:
+    """The one rule for absent prerequisites: skip locally, fail under CI=true (where a skip hides a regression)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; {in_ci}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
 def _require(path: Path) -> Path:
     if not path.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{path} is missing; CI must run with ../shared beside the checkout")
-        pytest.skip(f"{path} not available")
+        _missing(f"{path} not available", "CI must run with ../shared beside the checkout")
+    return path
+
+
+def require_module(name: str) -> Any:
+    """Import a third-party [dev] dependency (never one of liteseg's own modules: their ImportError is a bug)."""
+    if name == "liteseg" or name.startswith("liteseg."):
+        raise ValueError(f"require_module({name!r}): import liteseg's own modules directly")
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        _missing(f"{name} is not installed ({e})", "CI installs every [dev] dependency: pip install -e '.[dev]'")
+
+
+def require_executable(name: str) -> str:
+    """Path of a program the tests drive (chromium, chromedriver), under the same skip/fail rule."""
+    path = shutil.which(name)
+    if path is None:
+        _missing(f"{name} not installed", ".ci/run installs it (apt-get install chromium chromium-driver)")
     return path
 
 

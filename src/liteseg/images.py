@@ -111,6 +111,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
         with Image.open(path) as img:
             img.load()
             return pil_to_rgb(img, str(path))
+    except Image.DecompressionBombError as e:
+        raise InputError(f"{path}: {e}; downscale the image (or raise PIL.Image.MAX_IMAGE_PIXELS)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{path}: not a readable image ({e}); the file may be truncated or corrupt: skip it or "
                          f"re-export it as PNG/JPEG") from None

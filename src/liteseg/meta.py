@@ -36,12 +36,33 @@ class ModelMeta:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._check_types()
         if not self.class_names or not self.palette:
             names, palette = default_classes(self.num_classes)
             self.class_names = self.class_names or list(names)
             self.palette = self.palette or palette.tolist()
         if len(self.class_names) != self.num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {self.num_classes} classes")
+
+    def _check_types(self) -> None:
+        """ValueError for values of the wrong type (metadata read from files is untrusted)."""
+        def numbers(v: Any, n: int | None, kind: type | tuple[type, ...]) -> bool:
+            return isinstance(v, (list, tuple)) and (n is None or len(v) == n) and all(
+                isinstance(x, kind) and not isinstance(x, bool) for x in v)
+
+        problems = [name for name, ok in [
+            ("num_classes", isinstance(self.num_classes, int) and 0 <= self.num_classes <= 65536),
+            ("class_names", numbers(self.class_names, None, str)),
+            ("palette", isinstance(self.palette, (list, tuple)) and all(numbers(c, 3, int) for c in self.palette)),
+            ("mean", numbers(self.mean, 3, (int, float))), ("std", numbers(self.std, 3, (int, float))),
+            ("input_shape", numbers(self.input_shape, 4, int)), ("ignore_index", isinstance(self.ignore_index, int)),
+            ("config", isinstance(self.config, dict)), ("metrics", isinstance(self.metrics, dict)),
+            ("extra", isinstance(self.extra, dict)),
+            *((k, isinstance(getattr(self, k), str)) for k in ("arch", "output_op", "source", "source_format",
+                                                               "license")),
+        ] if not ok]
+        if problems:
+            raise ValueError(f"model metadata has values of the wrong type: {', '.join(problems)}")
 
     @property
     def fixed_hw(self) -> tuple[int, int] | None:
@@ -54,6 +75,8 @@ class ModelMeta:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelMeta":
+        if not isinstance(data, dict):
+            raise ValueError(f"model metadata must be a mapping, not a {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         extra = {k: v for k, v in data.items() if k not in known}
         meta = cls(**{k: v for k, v in data.items() if k in known})

@@ -140,13 +140,16 @@ def quantize_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike, ca
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp_out = Path(tmp) / "int8.onnx"
+        # reduce_range (7-bit weights): U8S8 kernels on x86 CPUs without VNNI (AVX2 only) add pairs of u8*s8
+        # products in saturating int16; with 8-bit weights the shipped CamVid model's INT8 labels agreed with FP32
+        # on only 85 % of val pixels there (mIoU 0.60 -> 0.47), with 7-bit ones on 99.3 % (mIoU -0.003).
         quantize_static(os.fspath(model_path), os.fspath(tmp_out), Reader(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=excluded)
+                        nodes_to_exclude=excluded, reduce_range=True)
         result = load_onnx(tmp_out)
     if stored is not None:
         meta, info = stored
-        info.quantized = "int8 QDQ (u8 activations, per-channel s8 weights)"
+        info.quantized = "int8 QDQ (u8 activations, per-channel 7-bit s8 weights)"
         write_metadata(result, meta, info)
     atomic_write_bytes(out_path, result.SerializeToString(), overwrite=overwrite)
     return excluded

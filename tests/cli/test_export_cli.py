@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 
 from liteseg.cli.main import main
 from liteseg.inference.backends import create_backend
 from liteseg.export.onnx import ort_session
+
 from tests.formats.paddle_variants import fixed_shape, make_tgz
+
+from ..conftest import require_module
+
+onnx = require_module("onnx")
 
 
 def _input_dims(path) -> list:
@@ -31,6 +35,26 @@ def test_export_cli_registry_name_and_options(tmp_path, capsys):
     labels = ort_session(out).run(None, {"x": x})[0]
     assert labels.shape == (1, 48, 64) and labels.dtype == np.uint8
     assert create_backend(out, "onnxruntime").meta.num_classes == 11
+
+
+def test_export_cli_registry_name_with_weights(tmp_path, fixture_dir, fixture_model, capsys):
+    """--weights loads the file into the named architecture: the graph computes the fixture model, not an init."""
+    import torch
+
+    out = tmp_path / "w.onnx"
+    weights = str(fixture_dir / "weights.pdparams")
+    assert main(["export", "pp_liteseg_t", "--weights", weights, "-o", str(out), "--input-shape", "1,3,64,96"]) == 0
+    x = np.random.default_rng(0).standard_normal((1, 3, 64, 96)).astype(np.float32)
+    got = ort_session(out).run(None, {"x": x})[0]
+    with torch.no_grad():
+        ref = fixture_model(torch.from_numpy(x)).numpy()
+    assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
+    assert create_backend(out, "onnxruntime").meta.num_classes == fixture_model.config["num_classes"]
+    capsys.readouterr()
+    assert main(["export", "pp_liteseg_b", "--weights", weights, "-o", str(tmp_path / "b.onnx")]) == 2
+    assert "not a pp_liteseg_b" in capsys.readouterr().err
+    assert main(["export", weights, "--weights", weights, "-o", str(tmp_path / "c.onnx")]) == 2
+    assert "--weights/--num-classes go with a registered model name" in capsys.readouterr().err
 
 
 def test_export_cli_errors_are_one_line(tmp_path, fixture_dir, capsys):

@@ -10,6 +10,8 @@ import liteseg
 from liteseg.cli.main import main
 from liteseg.formats.native import save_native
 
+from ..conftest import require_module
+
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
@@ -104,7 +106,7 @@ def test_grayscale_input_warns(tmp_path, model_file, capsys):
 
 @pytest.mark.parametrize("suffix,fourcc", [(".mp4", "mp4v"), (".avi", "MJPG")])
 def test_video_frames_and_side_by_side(tmp_path, model_file, suffix, fourcc):
-    cv2 = pytest.importorskip("cv2")
+    cv2 = require_module("cv2")
     path = tmp_path / f"clip{suffix}"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), 10, (48, 32))
     for i in range(5):
@@ -121,7 +123,7 @@ def test_video_frames_and_side_by_side(tmp_path, model_file, suffix, fourcc):
 
 
 def test_truncated_video_reports_early_end(tmp_path, model_file, caplog):
-    cv2 = pytest.importorskip("cv2")
+    cv2 = require_module("cv2")
     path = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 32))
     for i in range(30):

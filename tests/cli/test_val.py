@@ -11,6 +11,8 @@ from liteseg.cli.main import main
 from liteseg.formats.native import save_native
 from liteseg.meta import ModelMeta
 
+from ..conftest import require_module
+
 
 def _random_model(path, num_classes):
     torch.manual_seed(0)
@@ -68,7 +70,7 @@ def test_val_errors_are_one_line(camvid_subset, tmp_path, capsys):
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_val_onnx_through_backend_matches_torch(backend, camvid_subset, tmp_path):
-    pytest.importorskip(backend)
+    require_module(backend)
     model = _random_model(tmp_path / "t.safetensors", 11)
     assert main(["export", str(model), "-o", str(tmp_path / "t.onnx"), "--no-verify"]) == 0
     common = ["--data", f"camvid:{camvid_subset}", "--scales", "0.5", "--num-workers", "0"]

@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 import torch
 
 from liteseg.inference.backends import create_backend
 from liteseg.errors import LitesegError
 from liteseg.export.onnx import ExportError, default_opset, export_onnx, ort_session, parse_shape
+
+from ..conftest import require_module
+
+onnx = require_module("onnx")
 
 SMALL = [(2, 3, 40, 56)]
 
@@ -125,7 +128,7 @@ def test_stride_output_is_the_logits_before_the_final_resize(tmp_path, fixture_m
 
 
 def test_fp16_and_simplify(tmp_path, fixture_model):
-    pytest.importorskip("onnxslim")
+    require_module("onnxslim")
     report = export_onnx(fixture_model, tmp_path / "m.onnx", fp16=True, simplify=True, verify_shapes_=SMALL)
     assert report.info.fp16 and report.verification.passed
     model = onnx.load(tmp_path / "m.onnx")

@@ -12,7 +12,7 @@ from liteseg.inference.inputs import InputError
 from liteseg.loading import resolve_model
 from liteseg.meta import ModelMeta
 
-from ..conftest import randomize_
+from ..conftest import randomize_, require_module
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +134,7 @@ def test_result_outputs_are_written(seg, tmp_path):
 
 @pytest.mark.parametrize("output", ["labels", "probs"])
 def test_exported_label_and_prob_graphs_give_the_same_labels(small_model, tmp_path, output):
-    pytest.importorskip("onnxruntime")
+    require_module("onnxruntime")
     from liteseg.export.onnx import export_onnx
 
     meta = ModelMeta(arch="pp_liteseg_t", num_classes=5, config=small_model.config)
@@ -155,7 +155,7 @@ def test_exported_label_and_prob_graphs_give_the_same_labels(small_model, tmp_pa
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_segmenter_backends_agree_with_torch(small_model, backend):
-    pytest.importorskip(backend)
+    require_module(backend)
     meta = ModelMeta(arch="pp_liteseg_t", num_classes=5, config=small_model.config)
     rgb = np.random.RandomState(5).randint(0, 255, (48, 64, 3), dtype=np.uint8)
     torch_result = liteseg.Segmenter(small_model, meta=meta, logits=True)(rgb)

@@ -15,7 +15,10 @@ from PIL import Image
 import liteseg
 from liteseg.formats.native import save_native
 
-pytest.importorskip("fastapi")
+from ..conftest import require_module  # noqa: E402
+
+require_module("fastapi")
+require_module("httpx")
 import uvicorn  # noqa: E402
 
 from liteseg.serve.app import ServeConfig, create_app  # noqa: E402

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import io
-import os
 import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from ..conftest import require_executable, require_module
 from .conftest import random_image
 
 CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -16,25 +16,14 @@ CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                 "--disable-dev-shm-usage", "--force-device-scale-factor=1", "--window-size=1000,800"]
 
 
-def _require(thing: str, found: object) -> None:
-    if not found:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{thing} is missing; .ci/run installs it (apt-get install chromium chromium-driver)")
-        pytest.skip(f"{thing} not installed")
-
-
 @pytest.fixture()
 def browser(tmp_path):
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        webdriver = None
-    _require("selenium", webdriver)
-    chromium = shutil.which("chromium")
-    driver_path = shutil.which("chromedriver")
-    _require("chromium", chromium)
-    _require("chromedriver", driver_path)
+    require_module("selenium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = require_executable("chromium")
+    driver_path = require_executable("chromedriver")
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in CHROME_FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]:

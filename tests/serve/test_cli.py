@@ -79,6 +79,33 @@ def test_serve_answers_then_sigterm_lets_in_flight_requests_finish(serve_model_f
         proc.stdout.close()
 
 
+def test_serve_with_two_worker_processes(serve_model_file):
+    """--workers 2: uvicorn starts two processes, each loading the model from the environment, both serving."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "liteseg", "serve", "--model", str(serve_model_file), "--port", str(port),
+         "--workers", "2", "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    try:
+        _wait_ready(url, proc)
+        image = png_bytes(random_image(24, 32))
+        answers = [httpx.post(f"{url}/v1/segment", content=image, headers={"Content-Type": "image/png"}, timeout=60)
+                   for _ in range(4)]
+        assert [a.status_code for a in answers] == [200] * 4
+        assert len({str(a.json()["classes"]) for a in answers}) == 1  # every worker has the same model
+        assert httpx.get(f"{url}/v1/model").json()["name"] == serve_model_file.name
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        log = proc.stdout.read()
+        assert log.count("Started server process") == 2, log
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
 def test_serve_rejects_bad_options_with_one_clear_line(tmp_path, capsys):
     assert main(["serve", "--model", str(tmp_path / "missing.safetensors")]) == 2
     assert "missing.safetensors: no such model file" in capsys.readouterr().err

@@ -9,10 +9,12 @@ import liteseg
 from liteseg.serve.app import ServeConfig, create_app
 from liteseg.serve.codecs import rle_decode
 
+from ..conftest import require_module
 from .conftest import ThreadedServer, png_bytes, random_image
 
-export_onnx = pytest.importorskip("liteseg.export.onnx", reason="ONNX export not available").export_onnx
-pytest.importorskip("onnxruntime")
+require_module("onnx")
+require_module("onnxruntime")
+from liteseg.export.onnx import export_onnx  # noqa: E402  (our own module: an ImportError there is a failure)
 
 
 def test_onnxruntime_backend_serves_the_same_labels(serve_model_file, segmenter, tmp_path):

@@ -117,15 +117,6 @@ def test_full_run_outputs_and_best_model(camvid_subset, small_val, tmp_path):
         Trainer(cfg, progress=False)
 
 
-def test_missing_tensorboard_is_reported_before_training(camvid_subset, tmp_path):
-    import importlib.util
-
-    if importlib.util.find_spec("tensorboard") is not None:
-        pytest.skip("tensorboard is installed")
-    with pytest.raises(liteseg.LitesegError, match=r"pip install 'liteseg\[tensorboard\]'"):
-        Trainer(load_config(TINY, overrides(camvid_subset, tmp_path, **{"train.tensorboard": "true"})))
-
-
 def test_class_weights_reach_the_loss_and_are_checked(camvid_subset, tmp_path):
     weights = "[" + ",".join(str(1.0 + i / 10) for i in range(11)) + "]"
     trainer = Trainer(load_config(TINY, overrides(camvid_subset, tmp_path / "a", **{"loss.class_weights": weights})))

@@ -17,7 +17,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
             w, h = img.size
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
         raise DatasetError(f"{path}: not a readable image ({e})") from None
     return h, w
 
@@ -45,7 +45,7 @@ def read_label(path: str | os.PathLike) -> np.ndarray:
             label = np.asarray(img)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
         raise DatasetError(f"{path}: not a readable label image ({e}); the file may be truncated or corrupt") from None
     if label.dtype != np.uint8:
         top = int(label.max()) if label.size else 0

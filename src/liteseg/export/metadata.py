@@ -45,6 +45,8 @@ def read_metadata(model: Any, source: str = "") -> tuple[ModelMeta, ExportInfo] 
         if prop.key == METADATA_KEY:
             try:
                 data = json.loads(prop.value)
+                if not isinstance(data, dict) or not all(isinstance(data.get(k), dict) for k in ("meta", "export")):
+                    raise ValueError("expected an object with 'meta' and 'export' objects")
                 return ModelMeta.from_dict(data["meta"]), ExportInfo(**data["export"])
             except (ValueError, KeyError, TypeError) as e:
                 raise FormatError(f"{source}: the liteseg metadata in this ONNX file is damaged ({e}); "

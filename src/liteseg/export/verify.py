@@ -9,12 +9,15 @@ import torch
 
 from .wrappers import ExportWrapper
 
-# Float32 graphs must match eager PyTorch to this (SPEC §4.2); fp16 graphs get a tolerance relative to the
-# output range, and labels may differ only where the top-2 logits are closer than the margin.
-FP32_ATOL = 1e-4
+# Tolerances are relative to the reference's scale (its largest magnitude), so they mean the same on logits of
+# 1e-9 (an untrained PaddleSeg init) and of 30. Float32 graphs must match eager PyTorch to 1e-5 of the scale
+# (SPEC §4.2's 1e-4 on logits of ~10); fp16 graphs to 2 % of it. Labels may differ only where the top-2 logits are
+# closer than the margin (also relative), and at least half of the pixels must be that confident.
+FP32_RTOL = 1e-5
 FP16_RTOL = 2e-2
-FP32_LABEL_MARGIN = 1e-3
-FP16_LABEL_MARGIN = 0.1
+FP32_LABEL_MARGIN = 1e-4
+FP16_LABEL_MARGIN = 1e-2
+MIN_CONFIDENT = 0.5
 
 
 @dataclass
@@ -28,7 +31,7 @@ class SizeCheck:
     def describe(self) -> str:
         shape = "x".join(map(str, self.shape))
         if self.label_mismatches >= 0:
-            detail = f"{self.label_mismatches} confident labels differ"
+            detail = f"{self.label_mismatches} confident labels differ (margin {self.tolerance:.3g})"
         else:
             detail = f"max abs diff {self.max_abs_diff:.3g} (tolerance {self.tolerance:.3g})"
         return f"{shape}: {detail} {'ok' if self.ok else 'FAILED'}"
@@ -78,13 +81,17 @@ def verify_session(session, wrapper: ExportWrapper, shapes: Sequence[Sequence[in
             continue
         if wrapper.output == "labels":
             top2 = torch.topk(logits, 2, dim=1).values.numpy()
-            margin = FP16_LABEL_MARGIN if fp16 else FP32_LABEL_MARGIN
+            scale = float(np.abs(top2).max())
+            margin = (FP16_LABEL_MARGIN if fp16 else FP32_LABEL_MARGIN) * scale
             confident = (top2[:, 0] - top2[:, 1]) >= margin
             bad = int(((got.astype(np.int64) != ref.astype(np.int64)) & confident).sum())
             diff = float(np.abs(got.astype(np.int64) - ref.astype(np.int64)).max())
-            report.checks.append(SizeCheck(tuple(x.shape), diff, bad, 0.0, bad == 0))
+            ok = bad == 0 and scale > 0 and float(confident.mean()) >= MIN_CONFIDENT
+            report.checks.append(SizeCheck(tuple(x.shape), diff, bad, margin, ok))
             continue
         diff = float(np.abs(got.astype(np.float32) - ref).max())
-        tol = FP16_RTOL * max(1.0, float(np.abs(ref).max())) if fp16 else FP32_ATOL
-        report.checks.append(SizeCheck(tuple(x.shape), diff, -1, tol, diff <= tol))
+        scale = float(np.abs(ref).max())
+        tol = (FP16_RTOL if fp16 else FP32_RTOL) * scale
+        ok = bool(np.isfinite(diff)) and scale > 0 and diff <= tol
+        report.checks.append(SizeCheck(tuple(x.shape), diff, -1, tol, ok))
     return report

@@ -4,6 +4,9 @@
 ``inference.pdiparams`` + ``inference.yml`` (e.g. PaddleX's ``PP-LiteSeg-T_infer.tar``)."""
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
 import os
 import tarfile
 import zlib
@@ -18,6 +21,7 @@ import yaml
 from torch import nn
 
 from ..errors import FormatError
+from .deploy import parse_config
 from .paddle_proto import ProgramDesc
 from .pdiparams import parse_pdiparams, parse_tensor_stream, persistable_vars
 from .pdparams import normalize_paddle_keys
@@ -29,6 +33,7 @@ from .safe_pickle import loads_pickle
 ARCHIVE_SUFFIXES = (".tgz", ".tar.gz", ".tar")
 PROGRAM_SUFFIXES = (".pdmodel", ".json")
 _CONFIG_NAMES = ("deploy.yaml", "deploy.yml", "inference.yml", "inference.yaml")
+MAX_ARCHIVE_BYTES = 1 << 30  # unpacked; PaddleSeg's largest segmentation packages are a few hundred MB
 
 
 @dataclass
@@ -53,10 +58,55 @@ def _read_folder(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
 
 
+class _CappedStream:
+    """A (decompressed) archive stream that refuses to go past ``limit`` bytes: gzip bombs end in a FormatError."""
+
+    def __init__(self, raw: Any, limit: int, source: Path) -> None:
+        self.raw, self.limit, self.source = raw, limit, source
+
+    def _refuse(self) -> None:
+        raise FormatError(f"{self.source}: the archive unpacks to more than {self.limit >> 20} MiB; not a model "
+                          f"package (or a decompression bomb)")
+
+    def read(self, size: int | None = -1) -> bytes:
+        pos = self.raw.tell()
+        if size is None or size < 0 or pos + size > self.limit:
+            size = self.limit - pos + 1
+        data = self.raw.read(size)
+        if pos + len(data) > self.limit:
+            self._refuse()
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if (offset if whence == 0 else self.raw.tell() + offset) > self.limit:
+            self._refuse()
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+
+def _open_stream(path: Path) -> Any:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x1f\x8b"):
+        return gzip.open(path, "rb")
+    if magic.startswith(b"BZh"):
+        return bz2.open(path, "rb")
+    if magic.startswith(b"\xfd7zXZ\x00"):
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
 def _read_archive(path: Path) -> dict[str, bytes]:
-    """Files of the one folder in the archive that holds a program (read in memory, nothing extracted)."""
+    """Files of the one folder in the archive that holds a program (read in memory, nothing extracted).
+
+    At most ``MAX_ARCHIVE_BYTES`` are unpacked, so a decompression bomb or a member claiming a huge size
+    ends in a FormatError instead of filling the memory.
+    """
     try:
-        with tarfile.open(path) as tar:
+        with _open_stream(path) as raw, tarfile.open(fileobj=_CappedStream(raw, MAX_ARCHIVE_BYTES, path),
+                                                     mode="r:") as tar:
             members = [m for m in tar.getmembers() if m.isfile()]
             models = [m for m in members if m.name.endswith(PROGRAM_SUFFIXES)]
             if not models:
@@ -65,14 +115,17 @@ def _read_archive(path: Path) -> dict[str, bytes]:
             folder = os.path.dirname(models[0].name)
             if len({os.path.dirname(m.name) for m in models}) > 1:
                 raise FormatError(f"{path}: the archive holds several models: {[m.name for m in models]}")
+            chosen = [m for m in members if os.path.dirname(m.name) == folder]
+            if sum(m.size for m in chosen) > MAX_ARCHIVE_BYTES:
+                raise FormatError(f"{path}: the archive's members claim more than {MAX_ARCHIVE_BYTES >> 20} MiB; "
+                                  f"not a model package")
             out = {}
-            for m in members:
-                if os.path.dirname(m.name) == folder:
-                    f = tar.extractfile(m)
-                    if f is not None:
-                        out[os.path.basename(m.name)] = f.read()
+            for m in chosen:
+                f = tar.extractfile(m)
+                if f is not None:
+                    out[os.path.basename(m.name)] = f.read()
             return out
-    except (tarfile.TarError, EOFError, OSError, zlib.error) as e:
+    except (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError) as e:
         raise FormatError(f"{path}: cannot read the archive ({e}); the download is incomplete or corrupt") from None
 
 
@@ -108,15 +161,7 @@ def _pick_program(files: dict[str, bytes], declared: Any, source: str) -> str:
 def _read_config(files: dict[str, bytes], source: str) -> dict[str, Any]:
     """The whole deploy config (``deploy.yaml`` or PaddleX's ``inference.yml``), or {} when there is none."""
     name = next((n for n in _CONFIG_NAMES if n in files), None)
-    if name is None:
-        return {}
-    try:
-        config = yaml.safe_load(files[name]) or {}
-    except yaml.YAMLError as e:
-        raise FormatError(f"{source}/{name}: invalid YAML ({e})") from None
-    if not isinstance(config, dict) or not isinstance(config.get("Deploy") or {}, dict):
-        raise FormatError(f"{source}/{name}: expected a mapping with a 'Deploy' section")
-    return config
+    return parse_config(files[name], f"{source}/{name}") if name else {}
 
 
 def read_inference_model(path: str | os.PathLike) -> InferenceModel:
@@ -153,22 +198,19 @@ def read_inference_model(path: str | os.PathLike) -> InferenceModel:
                           model_name=name if isinstance(name, str) else "", program_file=model_name)
 
 
-def deploy_normalization(deploy: dict[str, Any]) -> tuple[list[float], list[float]]:
+def deploy_normalization(deploy: dict[str, Any], source: str = "deploy.yaml") -> tuple[list[float], list[float]]:
     """Mean/std of the deploy config's ``Normalize`` transform (PaddleSeg default 0.5/0.5)."""
     transforms = deploy.get("transforms") or []
     for t in transforms if isinstance(transforms, list) else []:
         if isinstance(t, dict) and t.get("type") == "Normalize":
-            mean = t.get("mean", [0.5, 0.5, 0.5])
-            std = t.get("std", [0.5, 0.5, 0.5])
-            try:
-                mean, std = [float(v) for v in mean], [float(v) for v in std]
-            except (TypeError, ValueError):
-                raise FormatError(f"the deploy config's Normalize has mean {mean!r} / std {std!r}; expected "
-                                  f"lists of numbers") from None
-            if len(mean) != 3 or len(std) != 3 or not all(v > 0 for v in std):
-                raise FormatError(f"the deploy config's Normalize has mean {mean} / std {std}; expected three "
-                                  f"values each, std > 0")
-            return mean, std
+            mean, std = t.get("mean", [0.5, 0.5, 0.5]), t.get("std", [0.5, 0.5, 0.5])
+            for name, values in (("mean", mean), ("std", std)):
+                if not (isinstance(values, list) and len(values) == 3
+                        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)):
+                    raise FormatError(f"{source}: Normalize.{name} must be a list of three numbers, found {values!r}")
+            if not all(v > 0 for v in std):
+                raise FormatError(f"{source}: Normalize.std must be positive, found {std!r}")
+            return [float(v) for v in mean], [float(v) for v in std]
     return [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]
 
 

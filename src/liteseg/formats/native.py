@@ -46,8 +46,16 @@ def load_native(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[
     if _KEY not in header:
         raise FormatError(f"{path}: safetensors file without liteseg metadata; pass the architecture explicitly "
                           f"(liteseg.create_model(name, weights=path))")
-    meta = json.loads(header[_KEY])
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    try:
+        meta = json.loads(header[_KEY])
+    except ValueError as e:
+        raise FormatError(f"{path}: the liteseg metadata is not valid JSON ({e}); re-convert the file") from None
+    version = meta.get("format_version", 0) if isinstance(meta, dict) else None
+    if type(version) is not int or any(not isinstance(meta.get(k, {}), dict) for k in ("meta", "config")) \
+            or not isinstance(meta.get("arch", ""), str):
+        raise FormatError(f"{path}: the liteseg metadata is damaged (expected an object with format_version, arch, "
+                          f"config and meta); re-convert the file")
+    if version > FORMAT_VERSION:
         raise FormatError(f"{path}: written by a newer liteseg (format {meta['format_version']}); upgrade liteseg")
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     return state, meta

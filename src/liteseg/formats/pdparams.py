@@ -134,13 +134,13 @@ def infer_config(state: Mapping[str, Any], source: str = "") -> tuple[str, dict[
                                 f"(2, 2, 2) nor STDC2 (4, 5, 3); is this a PP-LiteSeg checkpoint?")
 
     def shape(key: str) -> tuple[int, ...]:
-        if key not in state:
-            raise ArchitectureError(f"{source}: missing tensor {key!r}; is this a PP-LiteSeg checkpoint?")
-        return tuple(state[key].shape)
+        return _shape(state, key, source)
 
     heads = sorted({int(m.group(1)) for k in keys if (m := re.match(r"seg_heads\.(\d+)\.", k))})
     arms = sorted({int(m.group(1)) for k in keys if (m := re.match(r"ppseg_head\.arm_list\.(\d+)\.", k))})
     bins = sorted({int(m.group(1)) for k in keys if (m := re.match(r"ppseg_head\.cm\.stages\.(\d+)\.", k))})
+    if not arms:
+        raise ArchitectureError(f"{source}: no ppseg_head.arm_list tensors (UAFMs); is this a PP-LiteSeg checkpoint?")
     kwargs: dict[str, Any] = {
         "num_classes": shape("seg_heads.0.conv_out.weight")[0],
         "arm_out_chs": [shape(f"ppseg_head.arm_list.{i}.conv_out._conv.weight")[0] for i in arms],
@@ -159,12 +159,22 @@ def infer_config(state: Mapping[str, Any], source: str = "") -> tuple[str, dict[
     return arch, kwargs
 
 
+def _shape(state: Mapping[str, Any], key: str, source: str, ndim: int = 0) -> tuple[int, ...]:
+    """Shape of ``state[key]``, which must exist and have at least one (or exactly ``ndim``) dimensions."""
+    if key not in state:
+        raise ArchitectureError(f"{source}: missing tensor {key!r}; is this a PP-LiteSeg checkpoint?")
+    shape = tuple(getattr(state[key], "shape", ()))
+    if not shape or (ndim and len(shape) != ndim):
+        raise ArchitectureError(f"{source}: tensor {key!r} has shape {list(shape)}, which no PP-LiteSeg layer has")
+    return shape
+
+
 def _arm_type(state: Mapping[str, Any], i: int, source: str) -> str:
     prefix = f"ppseg_head.arm_list.{i}.conv_xy_atten.0._conv.weight"
     if prefix not in state:
         return "UAFM"
-    out_ch, in_ch, kh, _ = state[prefix].shape
-    y_ch = state[f"ppseg_head.arm_list.{i}.conv_x._conv.weight"].shape[0]
+    out_ch, in_ch, kh, _ = _shape(state, prefix, source, ndim=4)
+    y_ch = _shape(state, f"ppseg_head.arm_list.{i}.conv_x._conv.weight", source)[0]
     if kh == 3:
         return {4: "UAFM_SpAtten", 2: "UAFM_SpAtten_S"}.get(in_ch) or _unknown_arm(source, prefix, in_ch)
     return {4 * y_ch: "UAFM_ChAtten", 2 * y_ch: "UAFM_ChAtten_S"}.get(in_ch) or _unknown_arm(source, prefix, in_ch)

@@ -35,6 +35,11 @@ def parse_program(data: bytes, path: str = "<bytes>") -> ProgramDesc:
         raise FormatError(f"{path}: not a Paddle program ({e}); the file is truncated or corrupt") from None
     if not program.blocks or not program.blocks[0].ops:
         raise FormatError(f"{path}: the program has no operators; not a Paddle inference model")
+    block = program.blocks[0]
+    names = [v.name for v in block.vars] + [op.type for op in block.ops] + [
+        a for op in block.ops for slot in list(op.inputs) + list(op.outputs) for a in [slot.parameter, *slot.arguments]]
+    if not all(isinstance(n, str) for n in names):  # protobuf hands back bytes for strings that are not UTF-8
+        raise FormatError(f"{path}: the program holds names that are not UTF-8 text; the file is corrupt")
     return program
 
 
@@ -43,6 +48,15 @@ def _args(op: OpDesc, slot: str, outputs: bool = False) -> list[str]:
         if var.parameter == slot:
             return list(var.arguments)
     return []
+
+
+def _arg(op: OpDesc, slot: str, source: str, outputs: bool = False) -> str:
+    """The first argument of ``slot``; a FormatError naming the op when the program lacks it."""
+    args = _args(op, slot, outputs)
+    if not args:
+        raise FormatError(f"{source}: a {op.type} op has no {slot!r} {'output' if outputs else 'input'}; the "
+                          f"program is corrupt or not a Paddle inference model")
+    return args[0]
 
 
 def _attr(op: OpDesc, name: str) -> Any:
@@ -101,38 +115,47 @@ def analyze_program(program: ProgramDesc, source: str = "") -> ProgramInfo:
     for op in block.ops:
         t = op.type
         if t == "feed":
-            feed_name = _args(op, "Out", outputs=True)[0]
+            feed_name = _arg(op, "Out", source, outputs=True)
         elif t == "fetch":
-            fetch_name = _args(op, "X")[0]
+            fetch_name = _arg(op, "X", source)
         elif t in _CONV_OPS:
             uses.append(ParamUse("conv", _args(op, "Filter"), depthwise=t == "depthwise_conv2d"))
         elif t == "batch_norm":
-            uses.append(ParamUse("bn", [_args(op, s)[0] for s in ("Scale", "Bias", "Mean", "Variance")]))
+            uses.append(ParamUse("bn", [_arg(op, s, source) for s in ("Scale", "Bias", "Mean", "Variance")]))
         elif t == "elementwise_add":
-            y = _args(op, "Y")[0]
+            y = _arg(op, "Y", source)
             src = producer.get(y)
-            while y not in persistable and src is not None and src.type in _PASS_THROUGH:
-                y = _args(src, "X")[0]
+            seen = set()
+            while y not in persistable and src is not None and src.type in _PASS_THROUGH and id(src) not in seen:
+                seen.add(id(src))
+                y = _arg(src, "X", source)
                 src = producer.get(y)
             if y in persistable:
                 uses.append(ParamUse("bias", [y]))
-        elif t == "elementwise_sub" and _args(op, "X")[0] in persistable:
-            uses.append(ParamUse("scale", [_args(op, "X")[0]]))
+        elif t == "elementwise_sub" and _arg(op, "X", source) in persistable:
+            uses.append(ParamUse("scale", [_arg(op, "X", source)]))
         elif t == "scale":
-            src = producer.get(_args(op, "X")[0])
+            src = producer.get(_arg(op, "X", source))
             if src is not None and src.type == "sigmoid" and _attr(op, "scale") == -1.0 and _attr(op, "bias") == 1.0:
                 one_minus += 1
         elif t == "pool2d" and _attr(op, "adaptive"):
-            bins.append(int(_attr(op, "ksize")[0]))
+            ksize = _attr(op, "ksize")
+            if not isinstance(ksize, list) or not ksize:
+                raise FormatError(f"{source}: an adaptive pool2d op has no ksize; the program is corrupt")
+            bins.append(int(ksize[0]))
         for out in op.outputs:
             for name in out.arguments:
                 producer[name] = op
     if not feed_name or not fetch_name:
         raise FormatError(f"{source}: the program has no feed/fetch ops; not an exported inference model")
+    if fetch_name not in vars_:
+        raise FormatError(f"{source}: the fetched variable {fetch_name!r} is not declared; the program is corrupt")
     output_op, output_dtype = "none", VAR_TYPES.get(vars_[fetch_name].type.lod_tensor.tensor.data_type, "float32")
     node = producer.get(fetch_name)
-    while node is not None and node.type in ("scale", "cast"):
-        node = producer.get(_args(node, "X")[0])
+    seen = set()
+    while node is not None and node.type in ("scale", "cast") and id(node) not in seen:
+        seen.add(id(node))
+        node = producer.get(_arg(node, "X", source))
     if node is not None and node.type in ("arg_max", "argmax"):
         output_op = "argmax"
     elif node is not None and node.type == "softmax":
@@ -147,7 +170,11 @@ def recover_architecture(info: ProgramInfo, source: str = "") -> tuple[str, dict
     convs: list[tuple[list[int], bool, bool]] = []  # (filter shape, depthwise, followed by a bias)
     for use in info.uses:
         if use.kind == "conv":
-            convs.append((info.shapes[use.names[0]], use.depthwise, False))
+            shape = info.shapes.get(use.names[0]) if use.names else None
+            if shape is None or len(shape) != 4 or min(shape) <= 0:
+                raise ArchitectureError(f"{source}: a convolution filter {use.names[:1]} has shape {shape}, not "
+                                        f"[out, in, kh, kw]; the program is corrupt or not a PP-LiteSeg model")
+            convs.append((shape, use.depthwise, False))
         elif use.kind == "bias" and convs:
             convs[-1] = (convs[-1][0], convs[-1][1], True)
     first_biased = next((i for i, c in enumerate(convs) if c[2]), None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import struct
 from typing import Any
 
 from ..errors import FormatError, UnsafePickleError
@@ -22,7 +23,7 @@ _ALLOWED = {
 }
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """Refuses every global outside ``_ALLOWED`` (so ``os.system`` & co. are never even imported)."""
 
     def __init__(self, file: io.BufferedIOBase, source: str) -> None:
@@ -54,7 +55,7 @@ def loads_pickle(data: bytes, path: str = "<bytes>") -> Any:
         return RestrictedUnpickler(io.BytesIO(data), path).load()
     except UnsafePickleError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
-            UnicodeDecodeError, MemoryError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, LookupError,
+            UnicodeDecodeError, MemoryError, OverflowError, RecursionError, struct.error) as e:
         raise FormatError(f"{path}: not a readable pickle ({type(e).__name__}: {e}); the file is truncated or "
                           f"corrupt, re-download or re-export it") from None

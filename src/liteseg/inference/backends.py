@@ -121,8 +121,22 @@ def _torch_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {"torch": _torch_factory}
-# name -> module that registers it in BACKENDS on import (heavy or optional dependencies)
-_LAZY_BACKENDS = {"onnxruntime": "liteseg.inference.ort_backend", "openvino": "liteseg.inference.openvino_backend"}
+# name -> (module that registers it in BACKENDS on import, the optional package it needs)
+_LAZY_BACKENDS = {"onnxruntime": ("liteseg.inference.ort_backend", "onnxruntime"),
+                  "openvino": ("liteseg.inference.openvino_backend", "openvino")}
+
+
+def _import_backend(name: str) -> bool:
+    """Import a lazy backend's module; False only when its optional package is not installed. Any other
+    ImportError (a bug in liteseg's own module, a broken install of a dependency's dependency) propagates."""
+    module, package = _LAZY_BACKENDS[name]
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name == package:
+            return False
+        raise
+    return True
 
 
 def register_backend(name: str, factory: Callable[..., Backend]) -> None:
@@ -132,24 +146,14 @@ def register_backend(name: str, factory: Callable[..., Backend]) -> None:
 
 def available_backends() -> list[str]:
     """Backends whose dependencies are installed."""
-    names = ["torch"]
-    for name, module in _LAZY_BACKENDS.items():
-        try:
-            importlib.import_module(module)
-            names.append(name)
-        except ImportError:
-            pass
-    return names
+    return ["torch"] + [name for name in _LAZY_BACKENDS if _import_backend(name)]
 
 
 def create_backend(source: Any, backend: str = "torch", meta: ModelMeta | None = None, **options: Any) -> Backend:
     """A ready backend for ``source`` (path, nn.Module or LoadedModel); ``options`` go to the backend."""
-    if backend not in BACKENDS and backend in _LAZY_BACKENDS:
-        try:
-            importlib.import_module(_LAZY_BACKENDS[backend])
-        except ImportError as e:
-            raise LitesegError(f"backend {backend!r} needs an optional dependency that is missing ({e.name}); "
-                               f"install it with: pip install 'liteseg[{backend}]'") from None
+    if backend not in BACKENDS and backend in _LAZY_BACKENDS and not _import_backend(backend):
+        raise LitesegError(f"backend {backend!r} needs an optional dependency that is missing "
+                           f"({_LAZY_BACKENDS[backend][1]}); install it with: pip install 'liteseg[{backend}]'")
     if backend not in BACKENDS:
         raise LitesegError(f"unknown backend {backend!r}; choose one of {sorted(set(BACKENDS) | set(_LAZY_BACKENDS))}")
     return BACKENDS[backend](source, meta=meta, **options)

@@ -39,6 +39,8 @@ def open_graph(source: Any, meta: ModelMeta | None = None) -> tuple[Any, ModelMe
 
 def _foreign_meta(proto: Any, name: str) -> tuple[ModelMeta, ExportInfo]:
     """Metadata for an ONNX file liteseg did not write (e.g. paddle2onnx's): logits, shapes from the graph."""
+    if not proto.graph.input or not proto.graph.output:
+        raise FormatError(f"{name}: the ONNX graph has no inputs or no outputs; not a segmentation model")
     inp = proto.graph.input[0].type.tensor_type.shape.dim
     out = proto.graph.output[0].type.tensor_type.shape.dim
     if len(inp) != 4 or len(out) != 4 or out[1].dim_value <= 0:

@@ -14,10 +14,11 @@ class OhemCrossEntropyLoss(nn.Module):
     """PaddleSeg ``OhemCrossEntropyLoss`` (SPEC 6.2), computed over all pixels of the (local) batch.
 
     The probability of the ground-truth class decides which pixels are kept: if more than ``min_kept`` pixels
-    are valid, the threshold is ``max(sorted_p[min_kept - 1], thresh)`` and pixels with ``p < threshold`` are
-    kept; otherwise every valid pixel is kept. The loss is ``mean(CE * keep) / (mean(keep) + 1e-5)``.
-    No gradient flows through the selection. ``weight`` (one per class) turns the mean into a weighted mean over
-    the kept pixels, as PaddleSeg's ``CrossEntropyLoss(weight=...)`` does over the valid ones.
+    are valid and ``min_kept > 0``, the threshold is ``max(sorted_p[min_kept - 1], thresh)`` and pixels with
+    ``p < threshold`` are kept; otherwise (``min_kept <= 0`` included) every valid pixel is kept, i.e. plain
+    cross-entropy. The loss is ``mean(CE * w_y * keep) / (mean(keep) + 1e-5)`` (``w`` = 1 unless ``weight``,
+    one per class, is given; unlike CrossEntropyLoss the denominator is not weighted). No gradient flows through
+    the selection. All as in PaddleSeg's ``ohem_cross_entropy_loss.py``.
     """
 
     def __init__(self, thresh: float = 0.7, min_kept: int = 10000, ignore_index: int = 255,
@@ -25,8 +26,6 @@ class OhemCrossEntropyLoss(nn.Module):
         super().__init__()
         if not 0.0 < thresh <= 1.0:
             raise ValueError(f"OHEM thresh must be in (0, 1], got {thresh}")
-        if min_kept < 0:
-            raise ValueError(f"OHEM min_kept must be >= 0, got {min_kept}")
         self.thresh = thresh
         self.min_kept = min_kept
         self.ignore_index = ignore_index
@@ -37,7 +36,7 @@ class OhemCrossEntropyLoss(nn.Module):
         with torch.no_grad():
             valid = label != self.ignore_index
             n_valid = int(valid.sum())
-            if n_valid == 0 or self.min_kept >= n_valid:
+            if n_valid == 0 or self.min_kept >= n_valid or self.min_kept <= 0:
                 return valid.float()
             target = torch.where(valid, label, torch.zeros_like(label)).long()
             prob = torch.softmax(logits.detach().float(), dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
@@ -45,13 +44,13 @@ class OhemCrossEntropyLoss(nn.Module):
             threshold = self.thresh
             # max(sorted_p[min_kept - 1], thresh) is thresh whenever min_kept pixels are already below thresh;
             # otherwise a linear-time selection finds the k-th value (a full sort costs ~10x more).
-            if self.min_kept > 0 and int((prob < self.thresh).sum()) < self.min_kept:
+            if int((prob < self.thresh).sum()) < self.min_kept:
                 kth = torch.kthvalue(prob.flatten(), self.min_kept).values
                 threshold = max(float(kth), self.thresh)
             return (valid & (prob < threshold)).float()
 
     def forward(self, logits: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        return _masked_mean_ce(logits, label, self.keep_mask(logits, label), self.weight)
+        return _masked_mean_ce(logits, label, self.keep_mask(logits, label), self.weight, weighted_mean=False)
 
 
 class CrossEntropyLoss(nn.Module):
@@ -77,15 +76,18 @@ def _class_weights(weight: Sequence[float] | None) -> torch.Tensor | None:
 
 
 def _masked_mean_ce(logits: torch.Tensor, label: torch.Tensor, mask: torch.Tensor,
-                    weight: torch.Tensor | None) -> torch.Tensor:
-    """``mean(CE * mask * w_y) / (mean(mask * w_y) + 1e-5)`` over the pixels where ``mask`` is set."""
+                    weight: torch.Tensor | None, weighted_mean: bool = True) -> torch.Tensor:
+    """``mean(CE * mask * w_y) / (mean(mask * w_y) + 1e-5)`` over the pixels where ``mask`` is set (the
+    denominator without ``w_y`` unless ``weighted_mean``)."""
     target = torch.where(mask > 0, label.long(), torch.zeros_like(label, dtype=torch.long))
+    norm = mask
     if weight is not None:
         if weight.numel() != logits.shape[1]:
             raise ValueError(f"{weight.numel()} class weights for a model with {logits.shape[1]} classes")
         mask = mask * weight.to(logits.device)[target]
+        norm = mask if weighted_mean else norm
     ce = F.cross_entropy(logits.float(), target, reduction="none")
-    return (ce * mask).mean() / (mask.mean() + _EPS)
+    return (ce * mask).mean() / (norm.mean() + _EPS)
 
 
 class MultiHeadLoss(nn.Module):

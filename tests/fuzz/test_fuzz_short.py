@@ -1,0 +1,62 @@
+"""The fuzz harnesses in CI: a short fixed-seed run per parser must end with no contract violation.
+
+The long campaign (>= 100,000 inputs per parser) runs outside CI: ``python -m fuzz all --runs 100000``;
+its figures are in docs/fuzzing.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fuzz.__main__ import NAMES
+from fuzz.runner import run
+from fuzz.targets import Harness
+
+from ..conftest import REPO
+
+RUNS = 150
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_short_fixed_seed_run_is_clean(name, shared_dir, tmp_path):
+    report_file = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "fuzz", name, "--runs", str(RUNS), "--seed", "0",
+                           "--artifacts", str(tmp_path / "artifacts"), "--json", str(report_file)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "LITESEG_SHARED": str(shared_dir), "PYTHONPATH": str(REPO / "src")})
+    (report,) = json.loads(report_file.read_text())
+    assert report["violations"] == [], proc.stdout + proc.stderr[-3000:]
+    assert proc.returncode == 0 and report["runs"] == RUNS
+    assert report["accepted"] > 0 and report["rejected"] > 0 or name == "image_file"  # both paths are reached
+
+
+def _harness(target, cap_mb: int = 256) -> Harness:
+    return Harness("probe", target, lambda: [b"seed"], rss_cap_mb=cap_mb)
+
+
+def test_the_runner_reports_each_kind_of_violation(tmp_path):
+    from liteseg.errors import FormatError
+
+    def target(data: bytes) -> None:
+        if data == b"seed":
+            raise FormatError("rejected")
+        raise KeyError("escaped")
+
+    report = run(_harness(target), 20, 0, 5.0, tmp_path / "a", rlimit=False)
+    assert report.rejected >= 1 and [v.kind for v in report.violations] == ["crash"]
+    assert report.violations[0].error.startswith("KeyError") and report.violations[0].count == 20 - report.rejected
+    assert (tmp_path / "a").joinpath(report.violations[0].input.split("/")[-1]).is_file()
+
+    start = time.perf_counter()
+    report = run(_harness(lambda data: time.sleep(3)), 1, 0, 0.5, tmp_path / "b", rlimit=False)
+    assert [v.kind for v in report.violations] == ["hang"] and time.perf_counter() - start < 2.5
+
+    hold = []
+    report = run(_harness(lambda data: hold.append(bytearray(300 << 20)), cap_mb=100), 1, 0, 5.0, tmp_path / "c",
+                 rlimit=False)
+    assert [v.kind for v in report.violations] == ["memory"]
