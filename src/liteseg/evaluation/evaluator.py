@@ -17,7 +17,7 @@ from ..data.loader_workers import restore_sigchld
 from ..errors import DatasetError, LitesegError
 from ..inference import tta
 from ..inference.backends import Backend, TorchBackend, create_backend
-from ..inference.preprocess import normalize
+from ..inference.preprocess import argmax_channels, normalize
 from ..loading import LoadedModel
 from ..meta import ModelMeta
 from .metrics import SegMetrics
@@ -71,6 +71,13 @@ def _logits_fn(backend: Backend) -> tuple[tta.LogitsFn, torch.device]:
         return torch.from_numpy(np.asarray(backend(x.cpu().numpy()), dtype=np.float32))
 
     return run_numpy, torch.device("cpu")
+
+
+def _argmax(scores: torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Class ids of one image's scores ``[1, C, H, W]``; on CPU numpy's running maximum beats torch's argmax."""
+    if scores.device.type == "cpu":
+        return argmax_channels(scores[0].numpy())
+    return scores.argmax(dim=1)[0].cpu()
 
 
 def _check_fixed_size(meta: ModelMeta, hw: tuple[int, int], scales: Sequence[float],
@@ -153,7 +160,7 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
                 if scores.shape[1] != dataset.num_classes:
                     raise LitesegError(f"the model returned {scores.shape[1]} channels but {dataset.name} has "
                                        f"{dataset.num_classes} classes")
-                metrics.update(scores.argmax(dim=1)[0].cpu(), batch["label"])
+                metrics.update(_argmax(scores), batch["label"])
                 count += 1
                 if bar is not None:
                     bar.update(1)
