@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                     _quiet(["export", model, "-o", source])
             if "folder" in cases:
                 rows.append(interleave(f"predict folder {backend}",
-                                       lambda: predict_rate(work / "images", source, backend, work / "out", args.threads),
+                                       lambda: predict_rate(work / "images", source, backend, work / "out",
+                                                            args.threads),
                                        lambda: model_only(source, backend, folder_inputs, args.threads), args.repeats))
             if video is not None:
                 rows.append(interleave(f"predict video {backend}",
