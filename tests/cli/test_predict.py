@@ -166,3 +166,65 @@ def test_missing_shipped_weights_is_a_clear_error_not_a_random_model(images, tmp
     monkeypatch.chdir(tmp_path / "shared")
     assert _run(images / "a.jpg", "-o", tmp_path / "o") == 2
     assert "shipped default model" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def _tree_bytes(root):
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_pipelined_predict_writes_the_same_bytes_as_the_serial_path(images, model_file, tmp_path, monkeypatch):
+    from liteseg.cli import predict
+
+    for name in ("d.png", "e.png"):  # a second image size: batches split on it
+        Image.fromarray(np.random.RandomState(1).randint(0, 255, (40, 60, 3), dtype=np.uint8)).save(images / name)
+    args = ("--model", model_file, "--batch-size", "2", "--save-probs")
+    assert _run(images, *args, "-o", tmp_path / "pipelined") == 0
+    monkeypatch.setattr(predict, "READ_AHEAD", 0)
+    monkeypatch.setattr(predict, "WRITE_BEHIND", 0)
+    assert _run(images, *args, "-o", tmp_path / "serial") == 0
+    pipelined, serial = _tree_bytes(tmp_path / "pipelined"), _tree_bytes(tmp_path / "serial")
+    assert len(pipelined) == 5 * 4 + 1 and pipelined == serial
+
+
+def test_label_pngs_decode_to_the_argmax_of_the_model_logits(images, model_file, tmp_path):
+    """Against the pre-pipeline computation: float normalisation, the model, numpy's argmax."""
+    out = tmp_path / "out"
+    assert _run(images, "--model", model_file, "-o", out, "--save", "labels") == 0
+    model = liteseg.load(model_file).model.eval()
+    for name in ("a.jpg", "b.png", "sub/c.png"):
+        rgb = np.asarray(Image.open(images / name).convert("RGB"))
+        x = (rgb.astype(np.float32) / 255.0 - 0.5) / 0.5
+        with torch.no_grad():
+            logits = model(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()))
+        expected = logits[0].numpy().argmax(axis=0)
+        labels = np.asarray(Image.open(out / "labels" / f"{name.rsplit('.', 1)[0]}.png"))
+        np.testing.assert_array_equal(labels, expected)
+
+
+def test_predict_streams_frames_with_bounded_memory(model_file, tmp_path, monkeypatch):
+    """Frames are decoded lazily and only a few are in flight, however long the source (video, huge folder)."""
+    from liteseg.cli import predict
+    from liteseg.inference.inputs import Frame
+
+    state = {"made": 0, "in_flight": []}
+    rng = np.random.RandomState(0)
+
+    def endless_frames(source, files=None):
+        for i in range(60):
+            state["made"] += 1
+            yield Frame(f"clip/{i:06d}", f"clip.mp4#{i}", rng.randint(0, 255, (24, 32, 3), dtype=np.uint8))
+
+    write = predict._write
+
+    def counting_write(frame, *rest):
+        state["in_flight"].append(state["made"] - int(frame.name.split("/")[1]))
+        write(frame, *rest)
+
+    monkeypatch.setattr("liteseg.inference.inputs.list_sources", lambda source: [])  # predict imports them in run()
+    monkeypatch.setattr("liteseg.inference.inputs.iter_frames", endless_frames)
+    monkeypatch.setattr(predict, "_write", counting_write)
+    assert _run(tmp_path, "--model", model_file, "-o", tmp_path / "out", "--batch-size", "2") == 0
+    assert len(state["in_flight"]) == 60 and len(list((tmp_path / "out" / "labels" / "clip").iterdir())) == 60
+    # read-ahead (2 batches) + the batch at the model + write-behind (2 batches) + the one being written
+    bound = (predict.READ_AHEAD + predict.WRITE_BEHIND + 2) * 2 + 2
+    assert max(state["in_flight"]) <= bound, state["in_flight"]

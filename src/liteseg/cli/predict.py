@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,10 +16,11 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..inference.inputs import Frame
-    from ..inference.segmenter import SegResult
+    from ..inference.segmenter import PreparedBatch, SegResult
 
 log = logging.getLogger("liteseg")
 KINDS = ("labels", "color", "overlay")
+READ_AHEAD = WRITE_BEHIND = 2  # batches waiting on each side of the model: bounds memory on any input length
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
     from tqdm import tqdm
 
-    from ..inference.inputs import iter_frames, list_sources
+    from ..inference.inputs import Frame, iter_frames, list_sources
+    from ..inference.pipeline import WriteBehind, prefetch
     from ..inference.segmenter import Segmenter
     from ..inference.visualize import legend
     from ..loading.zoo import default_model
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         raise LitesegError(f"--save: unknown output(s) {sorted(unknown)}; choose from {', '.join(KINDS)}")
     if args.save_probs:
         kinds.append("probs")
-    list_sources(args.source)  # fail early on a missing source or an empty folder
+    files = list_sources(args.source)  # fail early on a missing source or an empty folder
     model = args.model or default_model()
     seg = Segmenter(model, backend=args.backend, device=args.device, probs=args.save_probs,
                     batch_size=args.batch_size, half=args.half, threads=args.threads, tile=args.tile)
@@ -72,40 +75,37 @@ def run(args: argparse.Namespace) -> int:
     legend_path = out_dir / "legend.png"
     with atomic_path(legend_path) as tmp:
         Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)).save(tmp, format="PNG")
-    done = failed = 0
+    failed = 0
+    done = [0]  # counted by the writer thread
     videos: dict[str, _VideoWriter] = {}
     start = time.perf_counter()
     bar = tqdm(desc="predict", unit="img", dynamic_ncols=True)
-    pending: list[Frame] = []
 
-    def flush() -> None:
-        nonlocal done
-        if not pending:
-            return
-        results = seg.predict_rgb([f.image for f in pending])
-        for frame, result in zip(pending, results):
+    def finish(batch: PreparedBatch, outputs: np.ndarray) -> None:  # runs in the writer thread
+        for frame, result in zip(batch.items, seg.finish(batch, outputs)):
             _write(frame, result, kinds, args, out_dir, videos)
-            done += 1
-        bar.update(len(pending))
-        bar.set_postfix_str(f"{done / (time.perf_counter() - start):.2f} img/s")
-        pending.clear()
+        done[0] += len(batch.items)
+        bar.update(len(batch.items))
+        bar.set_postfix_str(f"{done[0] / (time.perf_counter() - start):.2f} img/s")
 
+    # read + decode + normalise ahead, the model here, argmax + colour + encode + write behind (pipeline.py)
+    batches = seg.batches(iter_frames(args.source, files), lambda frame: frame.image)
     try:
-        for frame in iter_frames(args.source):
-            if frame.error:
-                failed += 1
-                tqdm.write(f"skipped: {frame.error}")
-                continue
-            for note in frame.notes:
-                tqdm.write(f"warning: {frame.source}: {note}")
-            if pending and (len(pending) >= seg.batch_size or pending[0].image.shape != frame.image.shape):
-                flush()
-            pending.append(frame)
-        flush()
+        with closing(prefetch(batches, READ_AHEAD)) as work, WriteBehind(WRITE_BEHIND) as writer:
+            for batch in work:
+                if isinstance(batch, Frame):  # unreadable file or video
+                    failed += 1
+                    tqdm.write(f"skipped: {batch.error}")
+                    continue
+                for frame in batch.items:
+                    for note in frame.notes:
+                        tqdm.write(f"warning: {frame.source}: {note}")
+                writer.submit(finish, batch, seg.forward(batch))
     finally:
         bar.close()
-        for writer in videos.values():
-            writer.close()
+        for video in videos.values():
+            video.close()
+    done = done[0]
     elapsed = time.perf_counter() - start
     rate = done / elapsed if elapsed > 0 else 0.0
     print(f"{done} image(s) segmented, {failed} failed, {rate:.2f} img/s ({seg.backend.name}) -> {out_dir}")
@@ -121,7 +121,7 @@ def _write(frame: Frame, result: SegResult, kinds: list[str], args: argparse.Nam
     import numpy as np
     from PIL import Image
 
-    from ..inference.segmenter import write_output
+    from ..inference.segmenter import PNG_OPTIONS, write_output
     from ..inference.visualize import side_by_side
     from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
 
@@ -131,7 +131,7 @@ def _write(frame: Frame, result: SegResult, kinds: list[str], args: argparse.Nam
     if args.cityscapes_ids:
         ids = np.asarray(CITYSCAPES_TRAINID_TO_LABELID, dtype=np.uint8)[result.labels.clip(0, 18)]
         with atomic_path(out_dir / "label_ids" / f"{frame.name}.png") as tmp:
-            Image.fromarray(ids).save(tmp, format="PNG")
+            Image.fromarray(ids).save(tmp, format="PNG", **PNG_OPTIONS)
     if frame.video and args.save_video:
         if frame.video not in videos:
             videos[frame.video] = _VideoWriter(out_dir / "video" / f"{Path(frame.video).stem}.mp4", frame.fps)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -17,10 +17,13 @@ from ..data.loader_workers import restore_sigchld
 from ..errors import DatasetError, LitesegError
 from ..inference import tta
 from ..inference.backends import Backend, TorchBackend, create_backend
-from ..inference.preprocess import normalize
+from ..inference.pipeline import WriteBehind, prefetch
+from ..inference.preprocess import argmax_channels, normalize
 from ..loading import LoadedModel
 from ..meta import ModelMeta
 from .metrics import SegMetrics
+
+READ_AHEAD = WRITE_BEHIND = 2  # images waiting on each side of the model (bounded memory on any dataset size)
 
 
 @dataclass
@@ -73,6 +76,13 @@ def _logits_fn(backend: Backend) -> tuple[tta.LogitsFn, torch.device]:
     return run_numpy, torch.device("cpu")
 
 
+def _argmax(scores: torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Class ids of one image's scores ``[1, C, H, W]``; on CPU numpy's running maximum beats torch's argmax."""
+    if scores.device.type == "cpu":
+        return argmax_channels(scores[0].numpy())
+    return scores.argmax(dim=1)[0].cpu()
+
+
 def _check_fixed_size(meta: ModelMeta, hw: tuple[int, int], scales: Sequence[float],
                       slide: tuple[tta.Size, tta.Size] | None, path: str) -> None:
     fixed = meta.fixed_hw
@@ -96,7 +106,8 @@ def evaluate(model_or_backend: Any, dataset: SegDataset, *, flip: bool = False, 
     LoadedModel, a Backend, or a model path opened with ``backend`` (``torch``/``onnxruntime``/``openvino``,
     ``backend_options`` such as ``device`` go to it). ``flip``/``flip_v``/``scales``/``slide`` (crop, stride as
     (w, h) pairs or ``"CROP,STRIDE"``) select the protocol, ``legacy_aug`` PaddleSeg <= 2.7's multi-scale/flip.
-    Images are read in ``num_workers`` processes; the model runs in this process, one image at a time.
+    Images are read in ``num_workers`` processes (or a thread with 0), ahead of the model, which runs in this
+    process one image at a time; argmax and the confusion counts run behind it in a thread.
     """
     if isinstance(slide, str):
         slide = tta.parse_slide(slide)
@@ -139,24 +150,34 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
         from tqdm import tqdm
 
         bar = tqdm(total=len(dataset), desc="evaluating", unit="img", dynamic_ncols=True)
+    plain = scales == (1.0,) and not (flip or flip_v or slide)
+
+    def score(batch: dict[str, Any]) -> None:  # runs in the write-behind thread
+        metrics.update(_argmax(batch["scores"]), batch["label"])
+        if bar is not None:
+            bar.update(1)
+
     start = time.perf_counter()
     count = 0
+    # the loader runs ahead in a thread, argmax + confusion counts behind in another; the model runs here
     with restore_sigchld():
         try:
-            for batch in loader:
-                if batch["label"] is None:
-                    raise DatasetError(f"{batch['path']}: no label; evaluation needs labelled samples")
-                x = torch.from_numpy(batch["x"]).to(device)
-                _check_fixed_size(meta, tuple(x.shape[-2:]), scales, slide, batch["path"])
-                scores = tta.aug_inference(logits_fn, x, scales=scales, flip_h=flip, flip_v=flip_v, slide=slide,
-                                           legacy=legacy_aug)
-                if scores.shape[1] != dataset.num_classes:
-                    raise LitesegError(f"the model returned {scores.shape[1]} channels but {dataset.name} has "
-                                       f"{dataset.num_classes} classes")
-                metrics.update(scores.argmax(dim=1)[0].cpu(), batch["label"])
-                count += 1
-                if bar is not None:
-                    bar.update(1)
+            with closing(prefetch(iter(loader), READ_AHEAD)) as batches, WriteBehind(WRITE_BEHIND) as scorer:
+                for batch in batches:
+                    if batch["label"] is None:
+                        raise DatasetError(f"{batch['path']}: no label; evaluation needs labelled samples")
+                    x = torch.from_numpy(batch["x"]).to(device)
+                    _check_fixed_size(meta, tuple(x.shape[-2:]), scales, slide, batch["path"])
+                    if plain:  # what aug_inference computes for this protocol, without its no-op steps
+                        scores = logits_fn(x)
+                    else:
+                        scores = tta.aug_inference(logits_fn, x, scales=scales, flip_h=flip, flip_v=flip_v,
+                                                   slide=slide, legacy=legacy_aug)
+                    if scores.shape[1] != dataset.num_classes:
+                        raise LitesegError(f"the model returned {scores.shape[1]} channels but {dataset.name} "
+                                           f"has {dataset.num_classes} classes")
+                    scorer.submit(score, {"scores": scores, "label": batch["label"]})
+                    count += 1
         finally:
             if bar is not None:
                 bar.close()

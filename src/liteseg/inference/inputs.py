@@ -91,9 +91,12 @@ def _relative_name(path: Path, root: Path | None) -> str:
     return path.stem
 
 
-def iter_frames(source: str | os.PathLike) -> Iterator[Frame]:
-    """Frames of every image and video under ``source``; unreadable files yield a Frame with ``error``."""
-    files = list_sources(source)
+def iter_frames(source: str | os.PathLike, files: list[Path] | None = None) -> Iterator[Frame]:
+    """Frames of every image and video under ``source``, decoded one at a time (nothing is held).
+
+    Unreadable files yield a Frame with ``error``. ``files``: ``list_sources(source)`` when the caller has it.
+    """
+    files = list_sources(source) if files is None else files
     root = Path(source) if Path(source).is_dir() else None
     for path in files:
         name = _relative_name(path, root)

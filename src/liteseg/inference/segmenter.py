@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +18,7 @@ from ..utils.io import atomic_path
 from .backends import Backend, create_backend
 from .inputs import as_rgb
 from . import tta
-from .preprocess import normalize, resize_bilinear, resize_image, resize_labels
+from .preprocess import argmax_channels, normalize, resize_bilinear, resize_image, resize_labels
 from .visualize import colorize, overlay
 
 log = logging.getLogger("liteseg")
@@ -65,6 +66,10 @@ class SegResult:
         return out
 
 
+# Label maps and colour masks are long runs of equal pixels: zlib's RLE strategy at level 1 writes them 3-6x
+# faster than PIL's default (level 6) and about as small. PNG is lossless, so the decoded pixels are the same.
+PNG_OPTIONS = {"compress_level": 1, "compress_type": zlib.Z_RLE}
+
 _SUFFIX = {"labels": ".png", "color": ".png", "overlay": ".jpg", "probs": ".npy", "label_ids": ".png"}
 
 
@@ -88,7 +93,7 @@ def write_output(path: Path, kind: str, result: SegResult, alpha: float = 0.5, o
         raise ValueError(f"unknown output kind {kind!r}; choose from {sorted(_SUFFIX)}")
     fmt = "JPEG" if path.suffix == ".jpg" else "PNG"
     with atomic_path(path, overwrite) as tmp:
-        data.save(tmp, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+        data.save(tmp, format=fmt, **({"quality": 90} if fmt == "JPEG" else PNG_OPTIONS))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -164,42 +169,85 @@ class Segmenter:
     def predict_rgb(self, images: Sequence[np.ndarray]) -> list[SegResult]:
         """Segment RGB uint8 HWC arrays; same-sized neighbours are batched up to ``batch_size``."""
         results: list[SegResult] = []
-        start = 0
-        while start < len(images):
-            end = start + 1
-            while (end < len(images) and end - start < self.batch_size
-                   and (self.target_hw or images[end].shape == images[start].shape)):
-                end += 1
-            results.extend(self._run(images[start:end]))
-            start = end
+        for batch in self.batches(images):
+            results.extend(self.finish(batch, self.forward(batch)))
         return results
+
+    def batches(self, items: Iterable[Any], image_of: Callable[[Any], np.ndarray | None] = lambda item: item
+                ) -> Iterator[PreparedBatch | Any]:
+        """Group a stream of items into prepared batches: same-sized neighbours, up to ``batch_size`` each.
+
+        ``image_of(item)`` gives an item's RGB uint8 image; an item without one (``None``, e.g. an unreadable
+        file) is passed through unchanged, in order. Items are consumed lazily, one batch at a time, so this can
+        run ahead in a reader thread (see :func:`liteseg.inference.pipeline.prefetch`).
+        """
+        pending: list[Any] = []
+        for item in items:
+            image = image_of(item)
+            if pending and (image is None or len(pending) >= self.batch_size
+                            or not (self.target_hw or image.shape == image_of(pending[0]).shape)):
+                yield self.prepare([image_of(p) for p in pending], pending)
+                pending = []
+            if image is None:
+                yield item
+            else:
+                pending.append(item)
+        if pending:
+            yield self.prepare([image_of(p) for p in pending], pending)
+
+    def prepare(self, images: Sequence[np.ndarray], items: Sequence[Any] | None = None) -> PreparedBatch:
+        """The network input of same-sized RGB uint8 images (resized and normalised as the model needs).
+
+        numpy only (no model call), so it may run in another thread than :meth:`forward`.
+        """
+        images = list(images)
+        if self.tile:
+            inputs = None  # windows are cut per image in forward()
+        else:
+            target = self.target_hw
+            stacked = np.stack([resize_image(img, target) if target else img for img in images])
+            inputs = stacked if self.backend.takes_images else normalize(stacked, self.meta)
+        return PreparedBatch(images, inputs, list(items) if items is not None else list(images))
+
+    def forward(self, batch: PreparedBatch) -> np.ndarray:
+        """The model output for a prepared batch (logits, probabilities or labels, as the backend gives)."""
+        if self.tile:
+            return np.concatenate([self._tiled(img) for img in batch.images])
+        if self.backend.takes_images:
+            return self.backend.run_images(batch.inputs)
+        return self.backend(batch.inputs)
 
     def _tiled(self, image: np.ndarray) -> np.ndarray:
         """Logits of one image from overlapping windows (PaddleSeg's slide inference)."""
         x = torch.from_numpy(normalize(image, self.meta))
         return tta.slide_inference(lambda t: torch.from_numpy(self.backend(t.numpy())), x, *self.tile).numpy()
 
-    def _run(self, images: Sequence[np.ndarray]) -> list[SegResult]:
-        target = self.target_hw
-        if self.tile:
-            outputs = np.concatenate([self._tiled(img) for img in images])
-        else:
-            outputs = self.backend.run_images(np.stack([resize_image(img, target) if target else img
-                                                        for img in images]))
+    def finish(self, batch: PreparedBatch, outputs: np.ndarray) -> list[SegResult]:
+        """Results at the original sizes from :meth:`forward`'s outputs (resize back, argmax, probabilities)."""
         kind = self.backend.output_kind
+        dtype = np.uint8 if self.meta.num_classes <= 256 else np.int32
         results = []
-        for img, out in zip(images, outputs):
+        for img, out in zip(batch.images, outputs):
             size = img.shape[:2]
             if kind == "labels":
                 labels = resize_labels(out, size) if out.shape != size else out
                 scores = None
             else:
                 scores = resize_bilinear(out[None], size)[0]
-                labels = scores.argmax(axis=0)
+                labels = argmax_channels(scores)
             results.append(SegResult(
-                labels=labels.astype(np.uint8 if self.meta.num_classes <= 256 else np.int32),
+                labels=labels.astype(dtype, copy=False),
                 class_names=list(self.meta.class_names), palette=[list(c) for c in self.meta.palette],
                 image=img if self.keep_image else None,
                 probs=(scores if kind == "probs" else _softmax(scores)) if self.want_probs else None,
                 logits=scores if self.want_logits else None))
         return results
+
+
+@dataclass
+class PreparedBatch:
+    """Same-sized images ready for the model: the RGB originals, the network input and the caller's items."""
+
+    images: list[np.ndarray]
+    inputs: np.ndarray | None
+    items: list[Any]

@@ -1,27 +1,60 @@
 """Colour masks, overlays and legends for label maps."""
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 
-def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int = 255) -> np.ndarray:
-    """``[H, W]`` class ids -> ``[H, W, 3]`` uint8 RGB; ids outside the palette (e.g. ignore) become black."""
+def _color_lut(palette: Sequence[Sequence[int]], ignore_index: int) -> np.ndarray:
     lut = np.zeros((max(256, len(palette)), 3), dtype=np.uint8)
-    lut[: len(palette)] = np.asarray(palette, dtype=np.uint8)
+    lut[: len(palette)] = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
     if ignore_index < len(lut) and ignore_index >= len(palette):
         lut[ignore_index] = 0
-    return lut[np.asarray(labels, dtype=np.int64).clip(0, len(lut) - 1)]
+    return lut
+
+
+def colorize(labels: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int = 255) -> np.ndarray:
+    """``[H, W]`` class ids -> ``[H, W, 3]`` uint8 RGB; ids outside the palette (e.g. ignore) become black."""
+    lut = _color_lut(palette, ignore_index)
+    labels = np.asarray(labels)
+    if labels.dtype != np.uint8:  # uint8 ids always fall inside the >= 256-row table
+        labels = labels.astype(np.int64).clip(0, len(lut) - 1)
+    return np.take(lut, labels, axis=0)
 
 
 def overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[int]], alpha: float = 0.5) -> np.ndarray:
-    """Blend the colour mask over an RGB uint8 image: ``(1 - alpha) * image + alpha * mask``."""
+    """Blend the colour mask over an RGB uint8 image: ``(1 - alpha) * image + alpha * mask``, rounded.
+
+    Computed through a (class, channel, value) lookup table that holds the float32 blend of every combination,
+    so it equals the direct float formula exactly at a fraction of its cost.
+    """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    mask = colorize(labels, palette).astype(np.float32)
-    return ((1.0 - alpha) * image.astype(np.float32) + alpha * mask).round().clip(0, 255).astype(np.uint8)
+    image = np.asarray(image)
+    labels = np.asarray(labels)
+    if image.dtype != np.uint8 or labels.dtype != np.uint8:
+        mask = colorize(labels, palette).astype(np.float32)
+        return ((1.0 - alpha) * image.astype(np.float32) + alpha * mask).round().clip(0, 255).astype(np.uint8)
+    tables = _blend_tables(tuple(tuple(int(v) for v in c) for c in palette), float(alpha))
+    out = np.empty(image.shape, dtype=np.uint8)
+    base = labels.astype(np.uint16) << 8
+    index = np.empty(labels.shape, dtype=np.uint16)
+    for c in range(3):
+        np.add(base, image[:, :, c], out=index)
+        out[:, :, c] = np.take(tables[c], index)
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _blend_tables(palette: tuple[tuple[int, ...], ...], alpha: float) -> np.ndarray:
+    """``tables[channel, class * 256 + value]``: the float32 blend of ``value`` and the class colour, as uint8."""
+    mask = _color_lut(palette, 255)[:256].astype(np.float32).T  # [3, 256 classes]
+    values = np.arange(256, dtype=np.float32)
+    blend = (1.0 - alpha) * values[None, None, :] + alpha * mask[:, :, None]  # [3, class, value]
+    return blend.round().clip(0, 255).astype(np.uint8).reshape(3, -1)
 
 
 def legend(class_names: Sequence[str], palette: Sequence[Sequence[int]], shares: Sequence[float] | None = None,
