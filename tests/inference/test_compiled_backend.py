@@ -57,10 +57,6 @@ def test_compiled_matches_eager_and_keeps_compile_time_apart(tmp_path, monkeypat
     assert list(compiled.compile_seconds) == [(2, 3, 24, 40)] and compiled.compile_seconds[(2, 3, 24, 40)] > 0
     np.testing.assert_allclose(compiled(x), expected, atol=1e-5, rtol=1e-5)
     assert len(compiled.compile_seconds) == 1  # the same shape is not compiled again
-    # the weights are frozen into the graph: changing the module afterwards does not change the results
-    with torch.no_grad():
-        model.head.bias.add_(1.0)
-    np.testing.assert_allclose(compiled(x), expected, atol=1e-5, rtol=1e-5)
     assert (tmp_path / "inductor").is_dir()
 
 
