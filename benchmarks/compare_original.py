@@ -81,7 +81,8 @@ def compare(name: str, python: Path, args: argparse.Namespace) -> dict:
     export_onnx(loaded, dyn, overwrite=True)
     export_onnx(loaded, fixed, input_shape=shape, overwrite=True)
     rows = {}
-    sources = {"torch": loaded, "torch-opt": loaded, "onnxruntime (dynamic)": dyn, "onnxruntime (fixed)": fixed}
+    sources = {"torch": loaded, "torch-opt": loaded, "torch-compile": loaded, "onnxruntime (dynamic)": dyn,
+               "onnxruntime (fixed)": fixed}
     if not args.skip_openvino:
         sources["openvino (dynamic)"] = dyn
     if not args.skip_int8:

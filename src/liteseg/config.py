@@ -76,6 +76,7 @@ class OptimizerConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
+    foreach: bool = True  # one multi-tensor update for all parameters (same numbers as the per-tensor loop, faster)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``liteseg benchmark --model M --backend torch|torch-opt|onnxruntime|openvino|all --shape 1,3,512,1024``."""
+"""``liteseg benchmark --model M --backend torch|torch-opt|torch-compile|onnxruntime|openvino|all --shape 1,3,512,1024``."""
 from __future__ import annotations
 
 import argparse
@@ -31,7 +31,7 @@ def _backends(text: str) -> list[str]:
 
     if text == "all":
         have = set(available_backends())
-        return [b for b in BENCH_BACKENDS if b in have or b == "torch-opt"]
+        return [b for b in BENCH_BACKENDS if b in have]
     names = [b.strip() for b in text.split(",") if b.strip()]
     unknown = [b for b in names if b not in BENCH_BACKENDS]
     if unknown:

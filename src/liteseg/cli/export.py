@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--opset", type=int, help="ONNX opset (default: newest ONNX Runtime supports; 11 works)")
     p.add_argument("--fp16", action="store_true", help="float16 weights and compute, float32 input/output")
     p.add_argument("--simplify", action="store_true", help="run onnxslim (pip install 'liteseg[simplify]')")
+    p.add_argument("--trt-profile", metavar="MIN:OPT:MAX",
+                   help="TensorRT shape profile stored in the file, e.g. 1x3x256x256:1x3x512x1024:1x3x1024x2048")
+    p.add_argument("--trt-engine", type=Path, help="also build a TensorRT engine here (needs tensorrt + a GPU)")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
     p.set_defaults(func=run)
@@ -52,10 +55,16 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output_file.suffix.lower() != ".onnx":
         raise LitesegError(f"{args.output_file}: the output file must end in .onnx")
+    if args.trt_engine and not args.trt_profile:
+        raise LitesegError("--trt-engine needs --trt-profile MIN:OPT:MAX (the input shapes the engine accepts)")
     report = export_onnx(resolve_source(args.model, args.weights, args.num_classes), args.output_file,
                          input_shape=args.input_shape, output=args.output, labels_dtype=args.labels_dtype,
                          output_size=args.output_size, include_preprocess=args.include_preprocess,
                          input_layout=args.input_layout, opset=args.opset, fp16=args.fp16, simplify=args.simplify,
-                         verify=not args.no_verify, overwrite=args.force)
+                         trt_profile=args.trt_profile, verify=not args.no_verify, overwrite=args.force)
     print(report.summary())
+    if args.trt_engine:
+        from ..export.tensorrt import build_engine
+
+        print(f"wrote {build_engine(args.output_file, args.trt_engine, fp16=args.fp16, overwrite=args.force)}")
     return 0

@@ -27,6 +27,7 @@ class ExportInfo:
     dynamic: bool = True
     sppm_pool: str = "matmul"
     quantized: str = ""
+    trt_profile: list[list[int]] | None = None  # TensorRT [min, opt, max] input shapes (N,3,H,W), see tensorrt.py
 
 
 def write_metadata(model: Any, meta: ModelMeta, info: ExportInfo) -> None:

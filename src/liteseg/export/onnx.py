@@ -22,6 +22,7 @@ from ..loading import resolve_model
 from ..meta import ModelMeta
 from ..utils.io import atomic_write_bytes
 from .metadata import ExportInfo, write_metadata
+from .tensorrt import parse_trt_profile
 from .verify import VerifyReport, example_input, verify_session
 from .wrappers import ExportWrapper, choose_pool_modes, export_copy
 
@@ -55,6 +56,9 @@ class ExportReport:
                  f"{'uint8 ' + self.info.input_layout if self.info.preprocess else 'float32 nchw'}, output "
                  f"{self.info.output} at {self.info.output_size} size, SPPM pooling {self.info.sppm_pool}"
                  f"{', fp16' if self.info.fp16 else ''}) in {self.seconds:.1f} s"]
+        if self.info.trt_profile:
+            lines.append("TensorRT profile (min:opt:max): "
+                         + ":".join("x".join(map(str, s)) for s in self.info.trt_profile))
         lines += self.notes
         if self.verification is not None:
             lines.append(f"verified in ONNX Runtime against PyTorch: {self.verification.summary()}")
@@ -138,7 +142,8 @@ def _dynamic_axes(shape: list[int], info: ExportInfo) -> dict[str, dict[int, str
 def build_onnx(source: Any, *, input_shape: str | Sequence[int] | None = None, output: str = "logits",
                labels_dtype: str = "int64", output_size: str = "input", include_preprocess: bool = False,
                input_layout: str = "nchw", opset: int | None = None, fp16: bool = False,
-               simplify: bool = False) -> tuple[Any, ExportWrapper, ExportInfo, ModelMeta, list[int]]:
+               simplify: bool = False, trt_profile: str | None = None
+               ) -> tuple[Any, ExportWrapper, ExportInfo, ModelMeta, list[int]]:
     """Trace ``source`` (anything ``create_backend`` accepts) to an in-memory ONNX ModelProto.
 
     Returns ``(model_proto, wrapper, info, meta, input_shape)``; the wrapper is the traced module (for
@@ -147,6 +152,7 @@ def build_onnx(source: Any, *, input_shape: str | Sequence[int] | None = None, o
     onnx = _import_onnx()
     loaded = resolve_model(source)
     shape = parse_shape(input_shape) or [-1, 3, -1, -1]
+    profile = parse_trt_profile(trt_profile, shape) if trt_profile else None
     opset = default_opset() if opset is None else int(opset)
     if not MIN_OPSET <= opset <= torch_max_opset():
         raise ExportError(f"opset {opset} is not supported; choose {MIN_OPSET}..{torch_max_opset()}")
@@ -162,7 +168,7 @@ def build_onnx(source: Any, *, input_shape: str | Sequence[int] | None = None, o
     pool_mode = choose_pool_modes(model, wrapper.normalize(example) if fixed_hw else None)
     info = ExportInfo(output=output, labels_dtype=labels_dtype, output_size=output_size,
                       preprocess=include_preprocess, input_layout=input_layout, opset=opset, fp16=fp16,
-                      dynamic=any(d < 0 for d in shape), sppm_pool=pool_mode)
+                      dynamic=any(d < 0 for d in shape), sppm_pool=pool_mode, trt_profile=profile)
     buf = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TracerWarnings about shape arithmetic, exporter deprecation notice
@@ -221,7 +227,7 @@ def ort_session(model: Any, threads: int | None = None, spinning: bool = True):
 def export_onnx(source: Any, path: str | os.PathLike, *, input_shape: str | Sequence[int] | None = None,
                 output: str = "logits", labels_dtype: str = "int64", output_size: str = "input",
                 include_preprocess: bool = False, input_layout: str = "nchw", opset: int | None = None,
-                fp16: bool = False, simplify: bool = False, verify: bool = True,
+                fp16: bool = False, simplify: bool = False, trt_profile: str | None = None, verify: bool = True,
                 verify_shapes_: Sequence[Sequence[int]] | None = None, overwrite: bool = False) -> ExportReport:
     """Export ``source`` (a path ``liteseg.load`` accepts, an nn.Module or a LoadedModel) to ONNX at ``path``.
 
@@ -232,6 +238,8 @@ def export_onnx(source: Any, path: str | os.PathLike, *, input_shape: str | Sequ
     * ``include_preprocess``: uint8 RGB input (``input_layout`` nchw or nhwc), normalisation in the graph.
     * ``opset``: default the newest the exporter and ONNX Runtime support; ``fp16`` stores float16 weights
       (float32 inputs/outputs); ``simplify`` runs onnxslim.
+    * ``trt_profile`` ``MIN:OPT:MAX`` (e.g. ``1x3x256x256:1x3x512x1024:1x3x1024x2048``): the TensorRT shape
+      profile, validated and stored in the metadata (:mod:`liteseg.export.tensorrt` builds the engine from it).
     * ``verify``: run the graph in ONNX Runtime against PyTorch on ``verify_shapes_`` (default: several sizes);
       on failure nothing is written and :class:`ExportError` is raised.
     """
@@ -241,7 +249,8 @@ def export_onnx(source: Any, path: str | os.PathLike, *, input_shape: str | Sequ
         raise ExportError(f"{path}: already exists; pass --force (overwrite=True) to replace it")
     proto, wrapper, info, meta, shape = build_onnx(
         source, input_shape=input_shape, output=output, labels_dtype=labels_dtype, output_size=output_size,
-        include_preprocess=include_preprocess, input_layout=input_layout, opset=opset, fp16=fp16, simplify=simplify)
+        include_preprocess=include_preprocess, input_layout=input_layout, opset=opset, fp16=fp16, simplify=simplify,
+        trt_profile=trt_profile)
     data = proto.SerializeToString()
     report = ExportReport(path=path, info=info, meta=meta, input_shape=shape, bytes=len(data))
     if shape[2] > 0 and shape[3] > 0 and info.sppm_pool != "native":

@@ -59,35 +59,33 @@ class Backend(ABC):
 class TorchBackend(Backend):
     """PyTorch eager (optionally fp16 on GPU / bf16 on CPU).
 
-    ``optimize=True`` runs a frozen TorchScript graph with ``optimize_for_inference`` (BatchNorm folded into the
-    convolutions, oneDNN layouts on CPU) that still accepts any input size; ``compile=True`` uses
-    ``torch.compile`` instead (needs a working compiler toolchain).
+    ``optimize=True`` (backend ``torch-opt``) runs a frozen TorchScript graph with ``optimize_for_inference``
+    (BatchNorm folded into the convolutions, oneDNN layouts on CPU) that still accepts any input size;
+    ``torch-compile`` (:mod:`liteseg.inference.compiled_backend`) compiles with TorchInductor instead.
     """
 
     name = "torch"
 
     def __init__(self, model: nn.Module, meta: ModelMeta, device: str | torch.device = "cpu",
-                 half: bool = False, threads: int | None = None, compile: bool = False,
-                 optimize: bool = False) -> None:
+                 half: bool = False, threads: int | None = None, optimize: bool = False) -> None:
         super().__init__(meta)
         self.device = torch.device(device)
         if threads:
             torch.set_num_threads(threads)
         self.model = model.to(self.device).eval()
-        if optimize and compile:
-            raise LitesegError("choose either optimize=True (TorchScript) or compile=True (torch.compile)")
         if optimize:
             self.model = optimize_for_inference(self.model, self.device)
             self.name = "torch-opt"
-        if compile:
-            self.model = torch.compile(self.model, dynamic=True)
         self.dtype = torch.float32
         if half:
             self.dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
 
+    def _to_device(self, x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+
     @torch.inference_mode()
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        t = self._to_device(x)
         if self.dtype != torch.float32:
             with torch.autocast(self.device.type, dtype=self.dtype):
                 out = self.model(t)
@@ -120,9 +118,14 @@ def _torch_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -
     return TorchBackend(loaded.model, loaded.meta, **options)
 
 
-BACKENDS: dict[str, Callable[..., Backend]] = {"torch": _torch_factory}
+def _torch_opt_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
+    return _torch_factory(source, meta, optimize=True, **options)
+
+
+BACKENDS: dict[str, Callable[..., Backend]] = {"torch": _torch_factory, "torch-opt": _torch_opt_factory}
 # name -> (module that registers it in BACKENDS on import, the optional package it needs)
-_LAZY_BACKENDS = {"onnxruntime": ("liteseg.inference.ort_backend", "onnxruntime"),
+_LAZY_BACKENDS = {"torch-compile": ("liteseg.inference.compiled_backend", "torch"),
+                  "onnxruntime": ("liteseg.inference.ort_backend", "onnxruntime"),
                   "openvino": ("liteseg.inference.openvino_backend", "openvino")}
 
 
@@ -146,7 +149,7 @@ def register_backend(name: str, factory: Callable[..., Backend]) -> None:
 
 def available_backends() -> list[str]:
     """Backends whose dependencies are installed."""
-    return ["torch"] + [name for name in _LAZY_BACKENDS if _import_backend(name)]
+    return ["torch", "torch-opt"] + [name for name in _LAZY_BACKENDS if _import_backend(name)]
 
 
 def create_backend(source: Any, backend: str = "torch", meta: ModelMeta | None = None, **options: Any) -> Backend:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import signal
 import threading
 import time
@@ -128,7 +127,8 @@ class Trainer:
             model.to(memory_format=torch.channels_last)
         self.model = model
         self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optimizer.lr, momentum=cfg.optimizer.momentum,
-                                         weight_decay=cfg.optimizer.weight_decay, nesterov=cfg.optimizer.nesterov)
+                                         weight_decay=cfg.optimizer.weight_decay, nesterov=cfg.optimizer.nesterov,
+                                         foreach=cfg.optimizer.foreach)
         s = cfg.scheduler
         self.scheduler = WarmupPolyLR(self.optimizer, iters=cfg.train.iters, warmup_iters=s.warmup_iters,
                                       warmup_start_lr=s.warmup_start_lr, power=s.power, end_lr=s.end_lr,
@@ -213,7 +213,8 @@ class Trainer:
                                         "_last_lr": state["scheduler"]["_last_lr"]})
         for group in self.optimizer.param_groups:  # the config, not the checkpoint, sets the hyper-parameters
             group.update(lr=self.scheduler.get_lr()[0], momentum=self.config.optimizer.momentum,
-                         weight_decay=self.config.optimizer.weight_decay, nesterov=self.config.optimizer.nesterov)
+                         weight_decay=self.config.optimizer.weight_decay, nesterov=self.config.optimizer.nesterov,
+                         foreach=self.config.optimizer.foreach)
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
         if self.scaler is not None and "scaler" in state:
@@ -281,7 +282,7 @@ class Trainer:
     def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Forward and backward over ``accum_steps`` chunks; returns [total loss, head losses..., non-finite]."""
         accum = self.config.train.accum_steps
-        values = torch.zeros(len(self.loss_fn.coefs) + 2, dtype=torch.float64)
+        sums = torch.zeros(len(self.loss_fn.coefs) + 1, dtype=torch.float64, device=self.device)
         self.optimizer.zero_grad(set_to_none=True)
         for k, (x, y) in enumerate(zip(images.chunk(accum), labels.chunk(accum))):
             x = x.to(self.device, non_blocking=True)
@@ -295,10 +296,9 @@ class Trainer:
                 total, terms = self.loss_fn(outputs, y)
                 scaled = total / accum
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
-            values[0] += float(total.detach()) / accum
-            for i, term in enumerate(terms):
-                values[1 + i] += float(term.detach()) / accum
-        values[-1] = 0.0 if all(math.isfinite(float(v)) for v in values[:-1]) else 1.0
+            sums += torch.stack([total.detach(), *(term.detach() for term in terms)]).double() / accum
+        values = torch.cat([sums.cpu(), torch.zeros(1, dtype=torch.float64)])  # one device sync per step
+        values[-1] = 0.0 if bool(torch.isfinite(values[:-1]).all()) else 1.0
         return values
 
     def _optimizer_step(self) -> None:
