@@ -44,14 +44,34 @@ class EvalResult:
 
 
 class _Collate:
-    """batch_size=1 collate run in the workers: uint8 RGB -> normalised float32 [1, 3, H, W], numpy kept."""
+    """batch_size=1 collate run in the workers: uint8 RGB -> normalised float32 [1, 3, H, W] (``raw``: the
+    uint8 [H, W, 3] image itself), numpy kept."""
 
-    def __init__(self, meta: ModelMeta) -> None:
+    def __init__(self, meta: ModelMeta, raw: bool = False) -> None:
         self.meta = meta
+        self.raw = raw
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         (item,) = items
-        return {"x": normalize(item["image"], self.meta), "label": item["label"], "path": item["path"]}
+        x = item["image"] if self.raw else normalize(item["image"], self.meta)
+        return {"x": x, "label": item["label"], "path": item["path"]}
+
+
+def _scores_logits(runner: Backend) -> bool:
+    """Whether ``runner`` maps normalised arrays to logits (TTA-able); else only ``runner.predict(images)``."""
+    return runner.output_kind == "logits" and not runner.takes_images
+
+
+def _check_protocol(runner: Backend, flip: bool, flip_v: bool, scales: tuple[float, ...],
+                    slide: tuple[tta.Size, tta.Size] | None) -> None:
+    """Graphs that output probs/labels or take uint8 images are scored single-scale only: refuse TTA up front."""
+    if _scores_logits(runner) or not (flip or flip_v or slide or scales != (1.0,)):
+        return
+    what = (f"outputs {runner.output_kind}" if runner.output_kind != "logits" else
+            "takes uint8 images (preprocessing built in)")
+    raise LitesegError(f"{getattr(runner, 'source', 'the model')}: this graph {what}, and flip / multi-scale / "
+                       f"sliding-window evaluation combines logits of normalised inputs; evaluate it without "
+                       f"--flip/--scales/--slide, or export logits without --include-preprocess for TTA")
 
 
 def _logits_fn(backend: Backend) -> tuple[tta.LogitsFn, torch.device]:
@@ -129,11 +149,13 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
         raise LitesegError(f"the model predicts {meta.num_classes} classes but {dataset.name} has "
                            f"{dataset.num_classes} ({', '.join(dataset.class_names[:4])}, ...); evaluate a model "
                            f"trained for this dataset's classes")
+    _check_protocol(runner, flip, flip_v, scales, slide)
     dataset.validate(skip_bad=skip_bad)
     logits_fn, device = _logits_fn(runner)
+    raw = not _scores_logits(runner)
     metrics = SegMetrics(dataset.num_classes, dataset.ignore_index, exclude_absent=exclude_absent)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
-                        collate_fn=_Collate(meta), persistent_workers=False)
+                        collate_fn=_Collate(meta, raw=raw), persistent_workers=False)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -146,14 +168,19 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
             for batch in loader:
                 if batch["label"] is None:
                     raise DatasetError(f"{batch['path']}: no label; evaluation needs labelled samples")
-                x = torch.from_numpy(batch["x"]).to(device)
-                _check_fixed_size(meta, tuple(x.shape[-2:]), scales, slide, batch["path"])
-                scores = tta.aug_inference(logits_fn, x, scales=scales, flip_h=flip, flip_v=flip_v, slide=slide,
-                                           legacy=legacy_aug)
-                if scores.shape[1] != dataset.num_classes:
-                    raise LitesegError(f"the model returned {scores.shape[1]} channels but {dataset.name} has "
-                                       f"{dataset.num_classes} classes")
-                metrics.update(scores.argmax(dim=1)[0].cpu(), batch["label"])
+                if raw:  # probs / labels output or baked-in preprocessing: the backend's own prediction
+                    _check_fixed_size(meta, batch["x"].shape[:2], scales, slide, batch["path"])
+                    pred = torch.from_numpy(runner.predict(batch["x"][None])[0])
+                else:
+                    x = torch.from_numpy(batch["x"]).to(device)
+                    _check_fixed_size(meta, tuple(x.shape[-2:]), scales, slide, batch["path"])
+                    scores = tta.aug_inference(logits_fn, x, scales=scales, flip_h=flip, flip_v=flip_v, slide=slide,
+                                               legacy=legacy_aug)
+                    if scores.shape[1] != dataset.num_classes:
+                        raise LitesegError(f"the model returned {scores.shape[1]} channels but {dataset.name} has "
+                                           f"{dataset.num_classes} classes")
+                    pred = scores.argmax(dim=1)[0].cpu()
+                metrics.update(pred, batch["label"])
                 count += 1
                 if bar is not None:
                     bar.update(1)
