@@ -9,14 +9,16 @@ from ..errors import LitesegError
 from ..formats.native import save_native
 from ..loading import LoadedModel, load
 
-# output suffix -> writer(loaded, out_path, args); other packages add theirs (e.g. ".onnx").
-WRITERS: dict[str, Callable[[LoadedModel, Path, argparse.Namespace], None]] = {}
+# output suffix -> writer(loaded, out_path, args) returning what to print (it starts with "wrote OUT");
+# other packages add theirs (e.g. ".onnx").
+WRITERS: dict[str, Callable[[LoadedModel, Path, argparse.Namespace], str]] = {}
 
 
-def _write_safetensors(loaded: LoadedModel, out: Path, args: argparse.Namespace) -> None:
+def _write_safetensors(loaded: LoadedModel, out: Path, args: argparse.Namespace) -> str:
     meta = loaded.meta.to_dict()
     save_native(out, loaded.model.state_dict(), {"arch": meta["arch"], "config": meta["config"], "meta": meta},
                 half=args.half, overwrite=args.force)
+    return f"wrote {out}"
 
 
 WRITERS[".safetensors"] = _write_safetensors
@@ -44,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     loaded = load(args.source)
     print(f"loaded {args.source}: {loaded.meta.arch}, {loaded.meta.num_classes} classes "
           f"({loaded.report.summary()}) in {loaded.load_seconds:.2f} s")
-    WRITERS[suffix](loaded, args.output, args)
-    print(f"wrote {args.output}")
+    print(WRITERS[suffix](loaded, args.output, args))
     return 0
 
 

@@ -49,7 +49,10 @@ class ExportReport:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        shape = "x".join("?" if d < 0 else str(d) for d in self.input_shape)
+        dims = list(self.input_shape)
+        if self.info.preprocess and self.info.input_layout == "nhwc":
+            dims = [dims[0], dims[2], dims[3], dims[1]]  # the graph's input is N, H, W, 3
+        shape = "x".join("?" if d < 0 else str(d) for d in dims)
         lines = [f"wrote {self.path} ({self.bytes / 1e6:.1f} MB, opset {self.info.opset}, input {shape} "
                  f"{'uint8 ' + self.info.input_layout if self.info.preprocess else 'float32 nchw'}, output "
                  f"{self.info.output} at {self.info.output_size} size, SPPM pooling {self.info.sppm_pool}"
@@ -260,12 +263,14 @@ def export_onnx(source: Any, path: str | os.PathLike, *, input_shape: str | Sequ
     return report
 
 
-def _write_onnx_for_convert(loaded: Any, out: Path, args: Any) -> None:
-    """``liteseg convert SRC -o X.onnx``: the source program's fixed feed shape if it has one, else dynamic."""
+def _write_onnx_for_convert(loaded: Any, out: Path, args: Any) -> str:
+    """``liteseg convert SRC -o X.onnx``: the source program's fixed feed shape if it has one, else dynamic.
+
+    Returns the export summary (its first line says what was written)."""
     shape = loaded.meta.input_shape if loaded.meta.fixed_hw else None
     report = export_onnx(loaded, out, input_shape=shape, fp16=getattr(args, "half", False),
                          overwrite=getattr(args, "force", False))
-    print(report.summary())
+    return report.summary()
 
 
 def _register_convert_writer() -> None:

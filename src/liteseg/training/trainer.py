@@ -112,9 +112,12 @@ class Trainer:
         model, self.notes = build_train_model(cfg.model.name, num_classes, pretrained=cfg.model.pretrained,
                                               backbone_pretrained=cfg.model.backbone_pretrained)
         self.meta = ModelMeta(arch=cfg.model.name, num_classes=num_classes, config=dict(model.config),
-                              class_names=list(self.train_set.class_names), mean=list(cfg.augment.mean),
+                              class_names=list(self.train_set.class_names),
+                              palette=[[int(v) for v in rgb] for rgb in self.train_set.palette],
+                              mean=list(cfg.augment.mean),
                               std=list(cfg.augment.std), ignore_index=self.train_set.ignore_index,
-                              source=str(self.output_dir), source_format="liteseg-train")
+                              source=str(self.output_dir), source_format="liteseg-train",
+                              extra={"training_config": config.to_dict()})
         if self.dist.enabled and cfg.train.sync_bn:
             model = convert_sync_batchnorm(model, self.device.type)
         model.to(self.device)
@@ -128,8 +131,9 @@ class Trainer:
                                       warmup_start_lr=s.warmup_start_lr, power=s.power, end_lr=s.end_lr,
                                       horizon=s.horizon)
         weights = cfg.loss.class_weights
-        if weights is not None and len(weights) != cfg.model.num_classes:
-            raise TrainingError(f"loss.class_weights has {len(weights)} values for {cfg.model.num_classes} classes")
+        if weights is not None and len(weights) != num_classes:
+            raise TrainingError(f"loss.class_weights has {len(weights)} values for {num_classes} classes "
+                                f"({', '.join(self.train_set.class_names[:4])}, ...); give one weight per class")
         base = (OhemCrossEntropyLoss(cfg.loss.thresh, cfg.loss.min_kept, self.train_set.ignore_index, weights)
                 if cfg.loss.type == "ohem" else CrossEntropyLoss(self.train_set.ignore_index, weights))
         self.loss_fn = MultiHeadLoss(base, cfg.loss.coefs)
