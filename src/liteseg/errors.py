@@ -20,3 +20,8 @@ class ArchitectureError(LitesegError):
 
 class DatasetError(LitesegError):
     """A dataset is missing, malformed or holds a bad sample (unreadable file, size mismatch, bad label values)."""
+
+
+def install_hint(extra: str) -> str:
+    """How to install the optional extra ``extra`` of pyproject.toml, from PyPI or from a checkout."""
+    return f"pip install 'liteseg[{extra}]' (from a checkout: pip install -e '.[{extra}]')"

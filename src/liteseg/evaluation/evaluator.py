@@ -108,7 +108,7 @@ def _check_fixed_size(meta: ModelMeta, hw: tuple[int, int], scales: Sequence[flo
 
 def evaluate(model_or_backend: Any, dataset: SegDataset, *, flip: bool = False, flip_v: bool = False,
              scales: Sequence[float] = (1.0,), slide: tuple[tta.Size, tta.Size] | str | None = None,
-             legacy_aug: bool = False, num_workers: int = 0, progress: bool = True, backend: str = "torch",
+             legacy_aug: bool = False, num_workers: int = 0, progress: bool = True, backend: str | None = None,
              skip_bad: bool = False, exclude_absent: bool = False, **backend_options: Any) -> EvalResult:
     """Evaluate a model on a labelled dataset with PaddleSeg's metrics and inference protocols.
 

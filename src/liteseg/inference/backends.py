@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import LitesegError
+from ..errors import LitesegError, install_hint
 from ..loading import LoadedModel, load
 from ..meta import ModelMeta
 from .preprocess import normalize
@@ -124,6 +124,25 @@ def _torch_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -
 BACKENDS: dict[str, Callable[..., Backend]] = {"torch": _torch_factory}
 # name -> module that registers it in BACKENDS on import (heavy or optional dependencies)
 _LAZY_BACKENDS = {"onnxruntime": "liteseg.inference.ort_backend", "openvino": "liteseg.inference.openvino_backend"}
+_EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}  # backend -> pyproject extra that installs it
+GRAPH_SUFFIXES = (".onnx",)  # model files only graph backends run
+
+
+def known_backends() -> list[str]:
+    """Every backend name, installed or not."""
+    return sorted(set(BACKENDS) | set(_LAZY_BACKENDS))
+
+
+def backend_for(source: Any) -> str:
+    """The default backend for ``source``: ``torch``, except for ONNX files (ONNX Runtime, else OpenVINO)."""
+    if isinstance(source, (str, os.PathLike)) and os.fspath(source).lower().endswith(GRAPH_SUFFIXES):
+        have = available_backends()
+        for name in ("onnxruntime", "openvino"):
+            if name in have:
+                return name
+        raise LitesegError(f"{os.fspath(source)}: ONNX models run with ONNX Runtime or OpenVINO, and neither is "
+                           f"installed: {install_hint('onnx')}")
+    return "torch"
 
 
 def register_backend(name: str, factory: Callable[..., Backend]) -> None:
@@ -161,14 +180,19 @@ def resolve_model(source: Any, meta: ModelMeta | None = None) -> LoadedModel:
     raise LitesegError(f"cannot make a model from a {type(source).__name__}; pass a path, nn.Module or LoadedModel")
 
 
-def create_backend(source: Any, backend: str = "torch", meta: ModelMeta | None = None, **options: Any) -> Backend:
-    """A ready backend for ``source`` (path, nn.Module or LoadedModel); ``options`` go to the backend."""
+def create_backend(source: Any, backend: str | None = None, meta: ModelMeta | None = None,
+                   **options: Any) -> Backend:
+    """A ready backend for ``source`` (path, nn.Module or LoadedModel); ``options`` go to the backend.
+
+    ``backend=None`` picks it from the source (:func:`backend_for`: ``.onnx`` files run in ONNX Runtime).
+    """
+    backend = backend or backend_for(source)
     if backend not in BACKENDS and backend in _LAZY_BACKENDS:
         try:
             importlib.import_module(_LAZY_BACKENDS[backend])
         except ImportError as e:
             raise LitesegError(f"backend {backend!r} needs an optional dependency that is missing ({e.name}); "
-                               f"install it with: pip install 'liteseg[{backend}]'") from None
+                               f"install it with: {install_hint(_EXTRAS[backend])}") from None
     if backend not in BACKENDS:
-        raise LitesegError(f"unknown backend {backend!r}; choose one of {sorted(set(BACKENDS) | set(_LAZY_BACKENDS))}")
+        raise LitesegError(f"unknown backend {backend!r}; choose one of {', '.join(known_backends())}")
     return BACKENDS[backend](source, meta=meta, **options)

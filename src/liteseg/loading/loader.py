@@ -180,6 +180,10 @@ def load(source: str | os.PathLike, *, arch: str | None = None, num_classes: int
         loaded = _load_native(path, arch, num_classes, reinit_head, strict)
     elif path.suffix in (".pt", ".pth", ".ckpt"):
         loaded = _load_torch(path, arch, num_classes, reinit_head, strict)
+    elif path.suffix.lower() == ".onnx":
+        raise FormatError(f"{text}: an ONNX graph is not loaded as a PyTorch model; run it with an ONNX backend "
+                          f"(--backend onnxruntime or openvino, the default for .onnx in the CLI; "
+                          f"create_backend(path) in Python), or load the weights it was exported from")
     elif path.name.endswith(".json"):
         raise FormatError(f"{text}: Paddle 3 PIR programs (model.json) are not supported; export with Paddle 2.x "
                           f"or load the .pdparams checkpoint")

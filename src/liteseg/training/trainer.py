@@ -40,6 +40,14 @@ from .train_log import EVAL_FIELDS, TRAIN_FIELDS, CSVLog, plot_curves, require_t
 log = logging.getLogger(__name__)
 
 
+def format_duration(seconds: float) -> str:
+    """``H:MM:SS`` (``M:SS`` under an hour)."""
+    total = int(round(max(seconds, 0.0)))
+    h, rest = divmod(total, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
 class TrainingError(LitesegError):
     """Training cannot start or continue (diverged loss, occupied output folder, incompatible resume)."""
 
@@ -411,8 +419,11 @@ class Trainer:
                 if key in row:
                     writer.add_scalar(f"train/{key}", row[key], row["iter"])
         if bar.disable:
-            log.info("iter %d/%d  loss %.4f  lr %.2e  %.1f img/s", row["iter"], self.config.train.iters, row["loss"],
-                     row["lr"], row["images_per_s"])
+            done = row["iter"] - self.start_iter
+            left = self.config.train.iters - row["iter"]
+            eta = row["elapsed_s"] / done * left if done > 0 else 0.0  # eval time included: what the user waits
+            log.info("iter %d/%d  loss %.4f  lr %.2e  %.1f img/s  ETA %s", row["iter"], self.config.train.iters,
+                     row["loss"], row["lr"], row["images_per_s"], format_duration(eta))
         else:
             bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.1f}")
 
