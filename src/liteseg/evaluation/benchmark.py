@@ -155,9 +155,17 @@ def make_backend(source: Any, name: str, threads: int | None = None, **options: 
 
 def run_benchmark(backend: Backend, shape: Sequence[int], warmup: int = 5, runs: int = 20,
                   threads: int | None = None, seed: int = 0) -> BenchResult:
-    """Time ``backend`` on random normalised input of ``shape`` (model call only, no pre/post-processing)."""
-    x = np.random.RandomState(seed).standard_normal(tuple(shape)).astype(np.float32)
-    times, peak = time_calls(backend, x, warmup, runs)
+    """Time ``backend`` on random normalised input of ``shape`` (model call only, no pre/post-processing).
+
+    A graph with baked-in preprocessing gets random uint8 images ``[N, H, W, 3]`` of that size instead.
+    """
+    rng = np.random.RandomState(seed)
+    if backend.takes_images:
+        n, _, h, w = shape
+        times, peak = time_calls(backend.run_images, rng.randint(0, 256, (n, h, w, 3)).astype(np.uint8), warmup,
+                                 runs)
+    else:
+        times, peak = time_calls(backend, rng.standard_normal(tuple(shape)).astype(np.float32), warmup, runs)
     p50 = float(np.percentile(times, 50))
     return BenchResult(backend=backend.name, shape=list(shape), threads=threads or torch.get_num_threads(),
                        warmup=warmup, runs=runs, p50_ms=p50, p90_ms=float(np.percentile(times, 90)),
