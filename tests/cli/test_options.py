@@ -39,7 +39,8 @@ def _cases(i: Path, busy: int) -> list[list[str]]:
     img, data = str(i / "images"), f"list:{i / 'list.txt'}"
     return [
         ["predict", img, "--alpha", "3"], ["predict", img, "--alpha", "nan"], ["predict", img, "--device", "foo"],
-        ["predict", img, "--device", "cuda:7"], ["predict", img, "--threads", "-1"], ["predict", img, "--batch-size", "0"],
+        ["predict", img, "--device", "cuda:7"], ["predict", img, "--threads", "-1"],
+        ["predict", img, "--batch-size", "0"],
         ["predict", img, "--backend", "onnxruntime", "--half"], ["predict", img, "--backend", "onnxruntime",
                                                                 "--device", "cpu"],
         ["predict", img, "--backend", "nope"], ["predict", img, "--tile", "12"], ["predict", img, "--save", "x"],

@@ -37,7 +37,8 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def loaded():
-    """A random T model (fixture-like weights: clear argmax) whose metadata has ImageNet normalisation (so baked-in preprocessing matters)."""
+    """A random T model (fixture-like weights: clear argmax) with ImageNet normalisation in its metadata (so
+    baked-in preprocessing matters)."""
     torch.manual_seed(0)
     model = randomize_(liteseg.create_model("pp_liteseg_t", num_classes=NUM_CLASSES)).eval()
     out = resolve_model(model)

@@ -41,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save-probs", action="store_true", help="also write class probabilities (.npy, float16)")
     p.add_argument("--save-video", action="store_true", help="for videos, write a side-by-side input|overlay .mp4")
     p.add_argument("--alpha", type=options.float_range(0.0, 1.0), default=0.5, help="overlay opacity (default 0.5)")
-    p.add_argument("--batch-size", type=options.positive_int, default=1, help="images per forward pass (same-size images)")
+    p.add_argument("--batch-size", type=options.positive_int, default=1,
+                   help="images per forward pass (same-size images)")
     p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
     p.add_argument("--tile", metavar="CROP,STRIDE", type=options.slide,
                    help="sliding-window prediction for very large images, e.g. 1024x512,768x384 (logits averaged)")

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", type=Path, help="float32 .onnx written by 'liteseg export'")
     p.add_argument("-o", "--output-file", required=True, type=Path, help="the INT8 .onnx to write")
     p.add_argument("--calib", required=True, help="calibration images: a folder or a list file (first column)")
-    p.add_argument("--num-calib", type=options.positive_int, default=32, help="number of calibration images (default 32)")
+    p.add_argument("--num-calib", type=options.positive_int, default=32,
+                   help="number of calibration images (default 32)")
     p.add_argument("--eval-list", type=Path,
                    help="labelled list file ('image label' per line, e.g. camvid/val.txt) for the accuracy report")
     p.add_argument("--num-eval", type=options.positive_int, help="use only the first N labelled images")

@@ -23,8 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=options.port, default=8000, help="port (default 8000)")
-    p.add_argument("--workers", type=options.positive_int, default=1, help="server processes, each loading the model (default 1)")
-    p.add_argument("--max-batch", type=options.positive_int, default=8, help="images per model batch (default 8; 1 disables batching)")
+    p.add_argument("--workers", type=options.positive_int, default=1,
+                   help="server processes, each loading the model (default 1)")
+    p.add_argument("--max-batch", type=options.positive_int, default=8,
+                   help="images per model batch (default 8; 1 disables batching)")
     p.add_argument("--max-wait-ms", type=options.float_range(0.0), default=5.0,
                    help="how long the first image of a batch waits for more (default 5 ms)")
     p.add_argument("--max-queue", type=options.positive_int, default=64,
@@ -32,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "Retry-After (default 64)")
     p.add_argument("--max-pixels", type=options.positive_int, default=4096 * 4096,
                    help="largest image (width x height) accepted, else 413 (default 16777216)")
-    p.add_argument("--max-upload-mb", type=options.float_range(0.0, low_open=True), default=20.0, help="largest request body in MiB, else 413 "
-                                                                     "(default 20)")
+    p.add_argument("--max-upload-mb", type=options.float_range(0.0, low_open=True), default=20.0,
+                   help="largest request body in MiB, else 413 (default 20)")
     p.add_argument("--shutdown-timeout", type=options.float_range(0.0), default=30.0,
                    help="seconds in-flight requests get to finish on Ctrl+C / SIGTERM (default 30)")
     p.set_defaults(func=run)

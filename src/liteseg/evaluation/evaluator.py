@@ -113,8 +113,9 @@ def evaluate(model_or_backend: Any, dataset: SegDataset, *, flip: bool = False, 
     """Evaluate a model on a labelled dataset with PaddleSeg's metrics and inference protocols.
 
     ``model_or_backend``: an nn.Module (used on its device; its train/eval mode is restored afterwards), a
-    LoadedModel, a Backend, or a model path opened with ``backend`` (``torch``/``onnxruntime``/``openvino``,
-    ``backend_options`` such as ``device`` go to it). ``flip``/``flip_v``/``scales``/``slide`` (crop, stride as
+    LoadedModel, a Backend, or a model path opened with ``backend`` (``torch``/``onnxruntime``/``openvino``; None:
+    from the file, ONNX Runtime for ``.onnx``; ``backend_options`` such as ``device`` go to it). Graphs that output
+    probs/labels or take uint8 images are scored through ``backend.predict``, single scale (TTA is refused). ``flip``/``flip_v``/``scales``/``slide`` (crop, stride as
     (w, h) pairs or ``"CROP,STRIDE"``) select the protocol, ``legacy_aug`` PaddleSeg <= 2.7's multi-scale/flip.
     Images are read in ``num_workers`` processes; the model runs in this process, one image at a time.
     """
