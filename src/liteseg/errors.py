@@ -24,3 +24,8 @@ class DatasetError(LitesegError):
 
 class InputError(LitesegError):
     """An input image or video could not be used (missing, unreadable, or an array of the wrong shape)."""
+
+
+def install_hint(extra: str) -> str:
+    """How to install the optional extra ``extra`` of pyproject.toml, from PyPI or from a checkout."""
+    return f"pip install 'liteseg[{extra}]' (from a checkout: pip install -e '.[{extra}]')"

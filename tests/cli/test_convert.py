@@ -44,7 +44,8 @@ def test_info_json_and_listing(fixture_dir, capsys):
     meta = json.loads(capsys.readouterr().out)
     assert meta["arch"] == "pp_liteseg_t" and meta["num_classes"] == 19
     assert main(["info"]) == 0
-    assert "pp_liteseg_b" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert "pp_liteseg_b" in listing and "cityscapes_b_1.0" in listing and "camvid" in listing  # weights too
 
 
 def test_console_script_runs():

@@ -110,7 +110,7 @@ def test_serve_rejects_bad_options_with_one_clear_line(tmp_path, capsys):
     assert main(["serve", "--model", str(tmp_path / "missing.safetensors")]) == 2
     assert "missing.safetensors: no such model file" in capsys.readouterr().err
     assert main(["serve", "--max-batch", "0"]) == 2
-    assert "--max-batch must be at least 1" in capsys.readouterr().err
+    assert "--max-batch: must be at least 1" in capsys.readouterr().err
 
 
 def test_serve_without_the_extra_says_what_to_install(monkeypatch, capsys):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -123,3 +124,22 @@ def test_class_weights_reach_the_loss_and_are_checked(camvid_subset, tmp_path):
     assert trainer.loss_fn.loss.weight.tolist() == pytest.approx([1.0 + i / 10 for i in range(11)])
     with pytest.raises(TrainingError, match="loss.class_weights has 2 values for 11 classes"):
         Trainer(load_config(TINY, overrides(camvid_subset, tmp_path / "b", **{"loss.class_weights": "[1,2]"})))
+
+
+def test_class_weights_are_checked_against_the_data_without_model_num_classes(camvid_subset, tmp_path):
+    """configs/custom_dataset_example.yaml leaves model.num_classes unset: the data's class count applies."""
+    eleven = "[" + ",".join(["1.0"] * 11) + "]"
+    cfg = load_config(TINY, overrides(camvid_subset, tmp_path / "a", **{"model.num_classes": "null",
+                                                                        "loss.class_weights": eleven}))
+    assert cfg.model.num_classes is None
+    assert Trainer(cfg).loss_fn.loss.weight.tolist() == [1.0] * 11
+    with pytest.raises(TrainingError, match="loss.class_weights has 2 values for 11 classes"):
+        Trainer(load_config(TINY, overrides(camvid_subset, tmp_path / "b", **{"model.num_classes": "null",
+                                                                              "loss.class_weights": "[1,2]"})))
+
+
+def test_no_progress_logs_give_an_eta(camvid_subset, tmp_path, caplog):
+    caplog.set_level("INFO", logger="liteseg")
+    Trainer(load_config(TINY, overrides(camvid_subset, tmp_path, iters=2)), progress=False).fit()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("iter ")]
+    assert lines and all(re.search(r"ETA \d+:\d\d", line) for line in lines), lines

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import LitesegError
+from . import options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,28 +15,41 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "input shape, after warm-up; report p50/p90/min latency, images/s, peak memory, "
                                    "parameter count and conv FLOPs.")
     p.add_argument("--model", "-m", required=True, help="any model liteseg.load accepts, or an .onnx file")
-    p.add_argument("--backend", default="torch",
-                   help="comma-separated: torch, torch-opt, onnxruntime, openvino or all (default torch)")
+    p.add_argument("--backend",
+                   help="comma-separated: torch, torch-opt, torch-compile, onnxruntime, openvino or all (all that can "
+                        "run the model; default torch, or onnxruntime for an .onnx file)")
     p.add_argument("--shape", action="append", help="input N,3,H,W (repeatable; default 1,3,512,1024)")
-    p.add_argument("--warmup", type=int, default=5, help="untimed calls first (default 5)")
-    p.add_argument("--runs", type=int, default=20, help="timed calls (default 20)")
-    p.add_argument("--threads", type=int, help="CPU threads (default: the library's)")
+    p.add_argument("--warmup", type=options.count, default=5, help="untimed calls first (default 5)")
+    p.add_argument("--runs", type=options.positive_int, default=20, help="timed calls (default 20)")
+    p.add_argument("--threads", type=options.threads, help="CPU threads (default or 0: the library's)")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--plot", type=Path, help="write a PNG bar chart of latency per backend and shape")
     p.set_defaults(func=run)
 
 
-def _backends(text: str) -> list[str]:
-    from ..evaluation.benchmark import BENCH_BACKENDS
-    from ..inference.backends import available_backends
+TORCH_BACKENDS = ("torch", "torch-opt", "torch-compile")
 
+
+def _backends(text: str | None, model: str) -> list[str]:
+    """The backends to time; an ONNX file only runs in the graph backends (ONNX Runtime, OpenVINO)."""
+    from ..evaluation.benchmark import BENCH_BACKENDS
+    from ..inference.backends import GRAPH_SUFFIXES, available_backends, backend_for
+
+    graph = model.lower().endswith(GRAPH_SUFFIXES)
+    if text is None:
+        return [backend_for(model)]
     if text == "all":
         have = set(available_backends())
-        return [b for b in BENCH_BACKENDS if b in have]
+        names = [b for b in BENCH_BACKENDS if b in have]
+        return [b for b in names if b not in TORCH_BACKENDS] if graph else names
     names = [b.strip() for b in text.split(",") if b.strip()]
     unknown = [b for b in names if b not in BENCH_BACKENDS]
     if unknown:
         raise LitesegError(f"--backend: unknown {unknown}; choose from {', '.join(BENCH_BACKENDS)} or all")
+    if graph and set(names) & set(TORCH_BACKENDS):
+        raise LitesegError(f"{model}: an ONNX graph runs in onnxruntime or openvino, not in "
+                           f"{', '.join(b for b in names if b in TORCH_BACKENDS)}; benchmark the weights it was "
+                           f"exported from for torch")
     return names
 
 
@@ -44,16 +58,15 @@ def run(args: argparse.Namespace) -> int:
 
     from ..evaluation.benchmark import make_backend, model_stats, plot_results, results_table, run_benchmark, to_json
     from ..export.onnx import parse_shape
+    from ..inference.backends import GRAPH_SUFFIXES
     from ..utils.io import atomic_write_bytes
     from ..utils.plots import require_matplotlib
 
-    if args.runs < 1 or args.warmup < 0:
-        raise LitesegError("--runs must be >= 1 and --warmup >= 0")
     if args.plot:
         require_matplotlib("--plot")  # before the run, not after it
     shapes = [parse_shape(s) for s in (args.shape or ["1,3,512,1024"])]
-    names = _backends(args.backend)
-    onnx_source = str(args.model).lower().endswith(".onnx")
+    names = _backends(args.backend, str(args.model))
+    onnx_source = str(args.model).lower().endswith(GRAPH_SUFFIXES)
     stats = {} if onnx_source else model_stats(args.model, shapes[0])
     results = []
     for name in tqdm(names, desc="backends", unit="backend", disable=len(names) == 1):

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LitesegError
+from . import options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,8 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="model file/folder/.tgz, or a registered name (see 'liteseg info')")
     p.add_argument("-o", "--output-file", required=True, type=Path, help="the .onnx file to write")
     p.add_argument("--weights", help="weights for a registered model name (random init without)")
-    p.add_argument("--num-classes", type=int, help="class count for a registered model name without weights")
-    p.add_argument("--input-shape", help="fix the input, e.g. 1,3,512,512 (-1 keeps a dimension dynamic)")
+    p.add_argument("--num-classes", type=options.positive_int,
+                   help="class count for a registered model name without weights")
+    p.add_argument("--input-shape", type=options.input_shape,
+                   help="fix the input, e.g. 1,3,512,512 (-1 keeps a dimension dynamic)")
     p.add_argument("--output", default="logits", choices=["logits", "probs", "labels"], help="graph output")
     p.add_argument("--labels-dtype", default="int64", choices=["int64", "uint8"], help="dtype of --output labels")
     p.add_argument("--output-size", default="input", choices=["input", "stride"],
@@ -25,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--include-preprocess", action="store_true",
                    help="uint8 RGB input, normalisation (mean/std from the model) inside the graph")
     p.add_argument("--input-layout", default="nchw", choices=["nchw", "nhwc"], help="layout of the uint8 input")
-    p.add_argument("--opset", type=int, help="ONNX opset (default: newest ONNX Runtime supports; 11 works)")
+    p.add_argument("--opset", type=options.int_at_least(7),
+                   help="ONNX opset (default: newest ONNX Runtime supports; 11 works)")
     p.add_argument("--fp16", action="store_true", help="float16 weights and compute, float32 input/output")
     p.add_argument("--simplify", action="store_true", help="run onnxslim (pip install 'liteseg[simplify]')")
     p.add_argument("--trt-profile", metavar="MIN:OPT:MAX",

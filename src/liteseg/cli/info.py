@@ -5,12 +5,20 @@ import argparse
 import dataclasses
 import json
 import os
+from typing import TYPE_CHECKING
+
+from ..errors import LitesegError, install_hint
+
+if TYPE_CHECKING:
+    from ..meta import ModelMeta
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="describe a model file, or list the registered models",
-                       description="Describe a model file; without MODEL, list the registered architectures.")
-    p.add_argument("model", nargs="?", help="any file liteseg.load accepts, or a weight name (its record)")
+                       description="Describe a model file (an .onnx too: the metadata export embedded) or a weight "
+                                   "name (its record); without MODEL, list the registered architectures and the "
+                                   "published weights.")
+    p.add_argument("model", nargs="?", help="any file liteseg.load accepts, an .onnx file, or a weight name")
     p.add_argument("--json", action="store_true", help="print the metadata as JSON")
     p.set_defaults(func=run)
 
@@ -20,8 +28,13 @@ def run(args: argparse.Namespace) -> int:
     from ..models import list_models
 
     if not args.model:
-        print("\n".join(list_models()))
+        from ..loading.zoo import list_weights
+
+        print("architectures (liteseg.create_model):\n  " + "\n  ".join(list_models()))
+        print("weights (--model NAME, liteseg.load(NAME)):\n  " + "\n  ".join(list_weights()))
         return 0
+    if str(args.model).lower().endswith(".onnx"):
+        return _graph_info(args)
     name = None if os.path.exists(args.model) else zoo.canonical_name(args.model)
     if name is not None and zoo.local_path(name) is None:  # a weights record, not downloaded: print, don't fetch
         record = zoo.record(name)
@@ -45,6 +58,31 @@ def run(args: argparse.Namespace) -> int:
         print(f"format:      Paddle ProgramDesc {meta.extra.get('program_file')} (version "
               f"{meta.extra.get('paddle_version')})")
     print(f"weights:     {loaded.report.summary()}")
+    _describe(meta)
+    return 0
+
+
+def _graph_info(args: argparse.Namespace) -> int:
+    """An ONNX file: the metadata ``liteseg export`` embedded (or what the graph says) and how it was exported."""
+    from dataclasses import asdict
+
+    try:
+        from ..inference.onnx_graph import open_graph
+    except ImportError:
+        raise LitesegError(f"{args.model}: reading ONNX files needs onnx: {install_hint('onnx')}") from None
+    _, meta, info, _ = open_graph(args.model)
+    if args.json:
+        print(json.dumps({"meta": meta.to_dict(), "export": asdict(info)}, indent=2))
+        return 0
+    print(f"model:       {meta.arch} (ONNX graph{'' if meta.source_format == 'onnx' else ', liteseg export'})")
+    layout = f"uint8 {info.input_layout}" if info.preprocess else "float32 nchw"
+    print(f"export:      output {info.output} at {info.output_size} size, input {layout}, opset {info.opset}"
+          + (", fp16" if info.fp16 else "") + (f", {info.quantized}" if info.quantized else ""))
+    _describe(meta)
+    return 0
+
+
+def _describe(meta: ModelMeta) -> None:
     print(f"classes:     {meta.num_classes}: {', '.join(meta.class_names)}")
     print(f"input:       {meta.input_shape}, mean {meta.mean}, std {meta.std}")
     print(f"output op:   {meta.output_op}")
@@ -60,4 +98,3 @@ def run(args: argparse.Namespace) -> int:
               + ", ".join(f"{v:.3f}@{it}" for it, v in curve.items()))
     if meta.license:
         print(f"licence:     {meta.license}")
-    return 0

@@ -5,16 +5,26 @@ import argparse
 import importlib
 import logging
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 from ..errors import LitesegError
+from .options import OneLineParser, print_error, validate
 
 # Each module registers one sub-command; order = order in ``liteseg --help``.
 COMMANDS = ["predict", "val", "train", "convert", "export", "quantize", "benchmark", "serve", "info"]
 
 
+def _version() -> str:
+    try:
+        return version("liteseg")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="liteseg", description="PP-LiteSeg in PyTorch: predict, evaluate, train, export, convert.")
+    parser.add_argument("--version", action="version", version=f"liteseg {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
@@ -24,14 +34,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a usage error already printed as one line
+        return int(e.code or 0)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
+        validate(args)  # every option, before any work starts
         return int(args.func(args) or 0)
-    except LitesegError as e:
+    except (LitesegError, OSError) as e:  # OSError: unwritable output folder, full disk, ...
         if args.verbose:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print_error(str(e))
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

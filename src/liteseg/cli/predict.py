@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from ..errors import LitesegError
 from ..utils.io import atomic_path
-from .run_dir import prepare_output_dir
+from . import options
+from .run_dir import check_output_dir, prepare_output_dir
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,17 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:
                                          "shipped default model")
     p.add_argument("-o", "--output", type=Path, help="output folder (default: a new runs/predict/expN)")
     p.add_argument("--exist-ok", action="store_true", help="write into an existing output folder")
-    p.add_argument("--backend", default="torch", help="torch, onnxruntime or openvino (default torch)")
+    p.add_argument("--backend", help="torch, onnxruntime or openvino (default: torch; onnxruntime for .onnx)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
     p.add_argument("--save", default=",".join(KINDS),
                    help="comma-separated outputs per image: labels, color, overlay (default all three)")
     p.add_argument("--cityscapes-ids", action="store_true", help="also write Cityscapes labelIds PNGs (submission)")
     p.add_argument("--save-probs", action="store_true", help="also write class probabilities (.npy, float16)")
     p.add_argument("--save-video", action="store_true", help="for videos, write a side-by-side input|overlay .mp4")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
-    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (same-size images)")
-    p.add_argument("--threads", type=int, help="CPU threads for the backend")
-    p.add_argument("--tile", metavar="CROP,STRIDE",
+    p.add_argument("--alpha", type=options.float_range(0.0, 1.0), default=0.5, help="overlay opacity (default 0.5)")
+    p.add_argument("--batch-size", type=options.positive_int, default=1,
+                   help="images per forward pass (same-size images)")
+    p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
+    p.add_argument("--tile", metavar="CROP,STRIDE", type=options.slide,
                    help="sliding-window prediction for very large images, e.g. 1024x512,768x384 (logits averaged)")
     p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU where the backend supports it")
     p.set_defaults(func=run)
@@ -65,28 +67,29 @@ def run(args: argparse.Namespace) -> int:
         raise LitesegError(f"--save: unknown output(s) {sorted(unknown)}; choose from {', '.join(KINDS)}")
     if args.save_probs:
         kinds.append("probs")
-    files = list_sources(args.source)  # fail early on a missing source or an empty folder
+    files = list_sources(args.source)  # fails early on a missing source or an empty folder
+    total, unit = _count(files)
+    if args.output is not None:
+        check_output_dir(args.output, exist_ok=args.exist_ok)
     model = args.model or default_model()
     seg = Segmenter(model, backend=args.backend, device=args.device, probs=args.save_probs,
                     batch_size=args.batch_size, half=args.half, threads=args.threads, tile=args.tile)
     if args.cityscapes_ids and seg.meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
         raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {seg.meta.num_classes}")
-    out_dir = prepare_output_dir(args.output, "runs/predict", exist_ok=args.exist_ok)
-    legend_path = out_dir / "legend.png"
-    with atomic_path(legend_path) as tmp:
-        Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)).save(tmp, format="PNG")
-    failed = 0
-    done = [0]  # counted by the writer thread
+    state = {"done": 0, "out_dir": None}  # the writer thread counts; the folder is made with the first result,
+    failed = 0                            # so a run where every input fails writes nothing
     videos: dict[str, _VideoWriter] = {}
     start = time.perf_counter()
-    bar = tqdm(desc="predict", unit="img", dynamic_ncols=True)
+    bar = tqdm(desc="predict", total=total, unit=unit, dynamic_ncols=True)
 
     def finish(batch: PreparedBatch, outputs: np.ndarray) -> None:  # runs in the writer thread
+        if state["out_dir"] is None:
+            state["out_dir"] = prepare_output_dir(args.output, "runs/predict", exist_ok=args.exist_ok)
         for frame, result in zip(batch.items, seg.finish(batch, outputs)):
-            _write(frame, result, kinds, args, out_dir, videos)
-        done[0] += len(batch.items)
+            _write(frame, result, kinds, args, state["out_dir"], videos)
+        state["done"] += len(batch.items)
         bar.update(len(batch.items))
-        bar.set_postfix_str(f"{done[0] / (time.perf_counter() - start):.2f} img/s")
+        bar.set_postfix_str(f"{state['done'] / (time.perf_counter() - start):.2f} {unit}/s")
 
     # read + decode + normalise ahead, the model here, argmax + colour + encode + write behind (pipeline.py)
     batches = seg.batches(iter_frames(args.source, files), lambda frame: frame.image)
@@ -95,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             for batch in work:
                 if isinstance(batch, Frame):  # unreadable file or video
                     failed += 1
+                    bar.update(1)
                     tqdm.write(f"skipped: {batch.error}")
                     continue
                 for frame in batch.items:
@@ -105,15 +109,34 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         for video in videos.values():
             video.close()
-    done = done[0]
+    done, out_dir = state["done"], state["out_dir"]
     elapsed = time.perf_counter() - start
     rate = done / elapsed if elapsed > 0 else 0.0
-    print(f"{done} image(s) segmented, {failed} failed, {rate:.2f} img/s ({seg.backend.name}) -> {out_dir}")
-    if "overlay" in kinds and done:
+    noun = "frame(s)" if unit == "frame" else "image(s)"
+    if out_dir is None:
+        print(f"0 {noun} segmented, {failed} failed; nothing written")
+        return 1
+    legend_path = out_dir / "legend.png"
+    with atomic_path(legend_path) as tmp:
+        Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)).save(tmp, format="PNG")
+    print(f"{done} {noun} segmented, {failed} failed, {rate:.2f} {unit}/s ({seg.backend.name}) -> {out_dir}")
+    if "overlay" in kinds:
         print(f"overlays: {out_dir / 'overlay'}   legend: {legend_path}")
     if not getattr(seg.meta, "trained", True):
         print("note: these weights are untrained (random); the overlays show the pipeline, not real segmentation")
     return 1 if failed else 0
+
+
+def _count(files: list[Path]) -> tuple[int | None, str]:
+    """Progress total (images + video frames; None if a video's length is unknown) and its unit."""
+    from ..inference.inputs import VIDEO_SUFFIXES, video_frame_count
+
+    videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
+    total: int | None = len(files) - len(videos)
+    for path in videos:
+        frames = video_frame_count(path)
+        total = None if total is None or not frames else total + frames
+    return total, "frame" if videos else "img"
 
 
 def _write(frame: Frame, result: SegResult, kinds: list[str], args: argparse.Namespace, out_dir: Path,

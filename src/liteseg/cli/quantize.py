@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import LitesegError
+from . import options
 
 
 def _shape(text: str) -> list[int]:
@@ -24,13 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", type=Path, help="float32 .onnx written by 'liteseg export'")
     p.add_argument("-o", "--output-file", required=True, type=Path, help="the INT8 .onnx to write")
     p.add_argument("--calib", required=True, help="calibration images: a folder or a list file (first column)")
-    p.add_argument("--num-calib", type=int, default=32, help="number of calibration images (default 32)")
+    p.add_argument("--num-calib", type=options.positive_int, default=32,
+                   help="number of calibration images (default 32)")
     p.add_argument("--eval-list", type=Path,
                    help="labelled list file ('image label' per line, e.g. camvid/val.txt) for the accuracy report")
-    p.add_argument("--num-eval", type=int, help="use only the first N labelled images")
+    p.add_argument("--num-eval", type=options.positive_int, help="use only the first N labelled images")
     p.add_argument("--bench-shape", type=_shape, help="time FP32 vs INT8 at N,3,H,W (e.g. 1,3,512,1024)")
-    p.add_argument("--runs", type=int, default=10, help="timed runs (after 3 warm-up runs)")
-    p.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads for the report")
+    p.add_argument("--runs", type=options.positive_int, default=10, help="timed runs (after 3 warm-up runs)")
+    p.add_argument("--threads", type=options.threads, default=2, help="ONNX Runtime intra-op threads for the report")
     p.add_argument("--quantize-final-resize", action="store_true",
                    help="also quantize the final full-resolution Resize (kept in float by default)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")

@@ -22,10 +22,15 @@ def prepare_output_dir(output: Path | None, default_root: str, exist_ok: bool = 
                 return candidate
             except FileExistsError:
                 n += 1
+    check_output_dir(output, exist_ok)
+    output.mkdir(parents=True, exist_ok=True)
+    return output
+
+
+def check_output_dir(output: Path, exist_ok: bool = False) -> None:
+    """Refuse a file, or a non-empty existing folder unless ``exist_ok`` (creates nothing)."""
     if output.exists() and not output.is_dir():
         raise LitesegError(f"{output}: exists and is not a folder")
     if output.is_dir() and any(output.iterdir()) and not exist_ok:
         raise LitesegError(f"{output}: the output folder exists and is not empty; pass --exist-ok to write into "
                            f"it (files with the same names are replaced) or choose another folder")
-    output.mkdir(parents=True, exist_ok=True)
-    return output

@@ -2,18 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import ipaddress
 import logging
 import os
 import shutil
 import tempfile
 
-from ..errors import LitesegError
+from . import options
 
 log = logging.getLogger("liteseg")
-_NEEDS = {"fastapi": "fastapi", "uvicorn": "uvicorn", "python_multipart": "python-multipart",
-          "prometheus_client": "prometheus-client"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,38 +19,30 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "/metrics, a web page at / and the OpenAPI schema at /docs.")
     p.add_argument("--model", "-m", help="model file (any format liteseg.load accepts, or .onnx); default: the "
                                          "shipped default model")
-    p.add_argument("--backend", default="torch", help="torch, onnxruntime or openvino (default torch)")
+    p.add_argument("--backend", help="torch, onnxruntime or openvino (default: torch; onnxruntime for .onnx)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
-    p.add_argument("--threads", type=int, help="CPU threads for the backend")
+    p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--workers", type=int, default=1, help="server processes, each loading the model (default 1)")
-    p.add_argument("--max-batch", type=int, default=8, help="images per model batch (default 8; 1 disables batching)")
-    p.add_argument("--max-wait-ms", type=float, default=5.0,
+    p.add_argument("--port", type=options.port, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=options.positive_int, default=1,
+                   help="server processes, each loading the model (default 1)")
+    p.add_argument("--max-batch", type=options.positive_int, default=8,
+                   help="images per model batch (default 8; 1 disables batching)")
+    p.add_argument("--max-wait-ms", type=options.float_range(0.0), default=5.0,
                    help="how long the first image of a batch waits for more (default 5 ms)")
-    p.add_argument("--max-queue", type=int, default=64,
+    p.add_argument("--max-queue", type=options.positive_int, default=64,
                    help="image requests being received, queued or segmented per worker before 503 + "
                         "Retry-After (default 64)")
-    p.add_argument("--max-pixels", type=int, default=4096 * 4096,
+    p.add_argument("--max-pixels", type=options.positive_int, default=4096 * 4096,
                    help="largest image (width x height) accepted, else 413 (default 16777216)")
-    p.add_argument("--max-upload-mb", type=float, default=20.0, help="largest request body in MiB, else 413 "
-                                                                     "(default 20)")
-    p.add_argument("--shutdown-timeout", type=float, default=30.0,
+    p.add_argument("--max-upload-mb", type=options.float_range(0.0, low_open=True), default=20.0,
+                   help="largest request body in MiB, else 413 (default 20)")
+    p.add_argument("--shutdown-timeout", type=options.float_range(0.0), default=30.0,
                    help="seconds in-flight requests get to finish on Ctrl+C / SIGTERM (default 30)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    missing = [pip for module, pip in _NEEDS.items() if importlib.util.find_spec(module) is None]
-    if missing:
-        raise LitesegError(f"liteseg serve needs {', '.join(missing)}: pip install 'liteseg[serve]'")
-    for name in ("workers", "max_batch", "max_queue", "max_pixels"):
-        if getattr(args, name) < 1:
-            raise LitesegError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
-    if args.max_wait_ms < 0 or args.max_upload_mb <= 0:
-        raise LitesegError("--max-wait-ms must be >= 0 and --max-upload-mb > 0")
-    if args.model and not os.path.exists(args.model):
-        raise LitesegError(f"{args.model}: no such model file")
     import uvicorn
 
     from ..serve.app import CONFIG_ENV, ServeConfig, build_segmenter, config_to_env, create_app

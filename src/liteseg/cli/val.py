@@ -1,8 +1,10 @@
-"""``liteseg val --model M --data SPEC -o OUT``: evaluate any model format on any backend, with a report."""
+"""``liteseg val [--model M] --data SPEC [-o OUT]``: evaluate any model format on any backend, with a report."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from . import options
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -19,22 +21,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("val", help="evaluate a model on a labelled dataset (mIoU, Acc, Kappa, Dice)",
                        description="Evaluate a model (any format liteseg loads, or ONNX/OpenVINO through a backend) "
                                    "with PaddleSeg's metrics and test-time protocols, and write a report.")
-    p.add_argument("--model", required=True, help="model file or folder (.pdparams, .safetensors, inference model, "
-                                                  ".onnx with --backend onnxruntime, ...)")
+    p.add_argument("--model", "-m", help="model file or folder (.pdparams, .safetensors, inference model, .onnx, "
+                                         "...) or a weight name; default: the shipped default model")
     p.add_argument("--data", required=True, help="cityscapes:/root, camvid:/root, list:/path/file.txt or "
                                                  "folders:IMAGES_DIR,LABELS_DIR")
     p.add_argument("--split", default="val", help="split of a cityscapes/camvid dataset (default: val)")
-    p.add_argument("-o", "--output", required=True, type=Path, help="folder for metrics.json, report.md and charts")
+    p.add_argument("-o", "--output", type=Path, help="folder for metrics.json, report.md and charts (default: a "
+                                                     "new runs/val/expN)")
     p.add_argument("--flip", action="store_true", help="add a horizontally flipped pass")
     p.add_argument("--flip-v", action="store_true", help="add a vertically flipped pass (with --flip: both)")
     p.add_argument("--scales", type=_scales, default=(1.0,), help="test scales, e.g. 0.5 or 0.75,1.0,1.25")
-    p.add_argument("--slide", type=str, default=None, help="sliding window CROP,STRIDE, each N or WxH "
+    p.add_argument("--slide", type=options.slide, default=None, help="sliding window CROP,STRIDE, each N or WxH "
                                                            "(e.g. 1024x512,768x384)")
     p.add_argument("--legacy-aug", action="store_true", help="PaddleSeg <= 2.7 multi-scale/flip semantics (chained "
                                                             "resizes, summed softmax), as the published numbers")
-    p.add_argument("--backend", default="torch", help="torch (default), onnxruntime or openvino")
+    p.add_argument("--backend", help="torch, onnxruntime or openvino (default: torch; onnxruntime for .onnx)")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available)")
-    p.add_argument("--num-workers", type=int, default=2, help="data-loading processes (default: 2)")
+    p.add_argument("--num-workers", type=options.count, default=2, help="data-loading processes (default: 2)")
     p.add_argument("--skip-bad", action="store_true", help="report and skip unusable samples instead of failing")
     p.add_argument("--exclude-absent", action="store_true", help="leave classes absent from predictions and labels "
                                                                  "out of the means (PaddleSeg counts them as 0)")
@@ -47,31 +50,32 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.evaluator import evaluate
     from ..evaluation.report import check_output, format_table, write_report
     from ..inference.backends import create_backend
-    from ..inference.tta import parse_slide
+    from ..loading.zoo import default_model
+    from .run_dir import prepare_output_dir
 
-    check_output(args.output, args.exist_ok)  # before the run, not after it
-    slide = parse_slide(args.slide) if args.slide else None
-    options = {}
+    if args.output is not None:
+        check_output(args.output, args.exist_ok)  # before the run, not after it
+    backend_options = {}
     if args.backend == "torch":
         import torch
 
-        options["device"] = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    elif args.device:
-        options["device"] = args.device
-    backend = create_backend(args.model, args.backend, **options)
+        backend_options["device"] = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = args.model or default_model()
+    name = args.model or "the default model"
+    backend = create_backend(model, args.backend, **backend_options)
     meta = backend.meta
     kind = args.data.partition(":")[0].lower()
     extra = {"class_names": meta.class_names, "palette": meta.palette} if kind in ("list", "folders") else {}
     dataset = build_dataset(args.data, args.split, **extra)
-    print(f"model {args.model}: {meta.arch}, {meta.num_classes} classes, backend {backend.name}"
+    print(f"model {name}: {meta.arch}, {meta.num_classes} classes, backend {backend.name}"
           + ("" if meta.trained else " (untrained weights)"))
     print(f"data {args.data}: {len(dataset)} images, {dataset.num_classes} classes")
-    result = evaluate(backend, dataset, flip=args.flip, flip_v=args.flip_v, scales=args.scales, slide=slide,
+    result = evaluate(backend, dataset, flip=args.flip, flip_v=args.flip_v, scales=args.scales, slide=args.slide,
                       legacy_aug=args.legacy_aug, num_workers=args.num_workers, skip_bad=args.skip_bad,
                       exclude_absent=args.exclude_absent)
     print(format_table(result))
     notes = "" if meta.trained else "**The model's weights are not trained (random initialisation).**"
-    paths = write_report(result, args.output, model=str(args.model), dataset=args.data, notes=notes,
-                         exist_ok=args.exist_ok)
+    out = args.output or prepare_output_dir(None, "runs/val")  # numbered folders only for finished runs
+    paths = write_report(result, out, model=name, dataset=args.data, notes=notes, exist_ok=args.exist_ok)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0

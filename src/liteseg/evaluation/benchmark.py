@@ -156,14 +156,20 @@ def run_benchmark(backend: Backend, shape: Sequence[int], warmup: int = 5, runs:
     """Time ``backend`` on random normalised input of ``shape`` (model call only, no pre/post-processing).
 
     A compiling backend compiles on its first call of a shape, outside the timings; ``extra["compile_s"]``.
+    A graph with baked-in preprocessing gets random uint8 images ``[N, H, W, 3]`` of that size instead.
     """
-    x = np.random.RandomState(seed).standard_normal(tuple(shape)).astype(np.float32)
+    rng = np.random.RandomState(seed)
+    if backend.takes_images:
+        n, _, h, w = shape
+        fn, x = backend.run_images, rng.randint(0, 256, (n, h, w, 3)).astype(np.uint8)
+    else:
+        fn, x = backend, rng.standard_normal(tuple(shape)).astype(np.float32)
     extra: dict[str, Any] = {}
     compile_seconds = getattr(backend, "compile_seconds", None)
     if compile_seconds is not None:
-        backend(x)
+        fn(x)
         extra["compile_s"] = compile_seconds[tuple(shape)]
-    times, peak = time_calls(backend, x, warmup, runs)
+    times, peak = time_calls(fn, x, warmup, runs)
     p50 = float(np.percentile(times, 50))
     return BenchResult(backend=backend.name, shape=list(shape), threads=threads or torch.get_num_threads(),
                        warmup=warmup, runs=runs, p50_ms=p50, p90_ms=float(np.percentile(times, 90)),

@@ -19,7 +19,6 @@ from ..inference import tta
 from ..inference.backends import Backend, TorchBackend, create_backend
 from ..inference.pipeline import WriteBehind, prefetch
 from ..inference.preprocess import argmax_channels, normalize
-from ..loading import LoadedModel
 from ..meta import ModelMeta
 from .metrics import SegMetrics
 
@@ -47,14 +46,34 @@ class EvalResult:
 
 
 class _Collate:
-    """batch_size=1 collate run in the workers: uint8 RGB -> normalised float32 [1, 3, H, W], numpy kept."""
+    """batch_size=1 collate run in the workers: uint8 RGB -> normalised float32 [1, 3, H, W] (``raw``: the
+    uint8 [H, W, 3] image itself), numpy kept."""
 
-    def __init__(self, meta: ModelMeta) -> None:
+    def __init__(self, meta: ModelMeta, raw: bool = False) -> None:
         self.meta = meta
+        self.raw = raw
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         (item,) = items
-        return {"x": normalize(item["image"], self.meta), "label": item["label"], "path": item["path"]}
+        x = item["image"] if self.raw else normalize(item["image"], self.meta)
+        return {"x": x, "label": item["label"], "path": item["path"]}
+
+
+def _scores_logits(runner: Backend) -> bool:
+    """Whether ``runner`` maps normalised arrays to logits (TTA-able); else only ``runner.predict(images)``."""
+    return runner.output_kind == "logits" and not runner.takes_images
+
+
+def _check_protocol(runner: Backend, flip: bool, flip_v: bool, scales: tuple[float, ...],
+                    slide: tuple[tta.Size, tta.Size] | None) -> None:
+    """Graphs that output probs/labels or take uint8 images are scored single-scale only: refuse TTA up front."""
+    if _scores_logits(runner) or not (flip or flip_v or slide or scales != (1.0,)):
+        return
+    what = (f"outputs {runner.output_kind}" if runner.output_kind != "logits" else
+            "takes uint8 images (preprocessing built in)")
+    raise LitesegError(f"{getattr(runner, 'source', 'the model')}: this graph {what}, and flip / multi-scale / "
+                       f"sliding-window evaluation combines logits of normalised inputs; evaluate it without "
+                       f"--flip/--scales/--slide, or export logits without --include-preprocess for TTA")
 
 
 def _logits_fn(backend: Backend) -> tuple[tta.LogitsFn, torch.device]:
@@ -98,13 +117,14 @@ def _check_fixed_size(meta: ModelMeta, hw: tuple[int, int], scales: Sequence[flo
 
 def evaluate(model_or_backend: Any, dataset: SegDataset, *, flip: bool = False, flip_v: bool = False,
              scales: Sequence[float] = (1.0,), slide: tuple[tta.Size, tta.Size] | str | None = None,
-             legacy_aug: bool = False, num_workers: int = 0, progress: bool = True, backend: str = "torch",
+             legacy_aug: bool = False, num_workers: int = 0, progress: bool = True, backend: str | None = None,
              skip_bad: bool = False, exclude_absent: bool = False, **backend_options: Any) -> EvalResult:
     """Evaluate a model on a labelled dataset with PaddleSeg's metrics and inference protocols.
 
     ``model_or_backend``: an nn.Module (used on its device; its train/eval mode is restored afterwards), a
-    LoadedModel, a Backend, or a model path opened with ``backend`` (``torch``/``onnxruntime``/``openvino``,
-    ``backend_options`` such as ``device`` go to it). ``flip``/``flip_v``/``scales``/``slide`` (crop, stride as
+    LoadedModel, a Backend, or a model path opened with ``backend`` (``torch``/``onnxruntime``/``openvino``; None:
+    from the file, ONNX Runtime for ``.onnx``; ``backend_options`` such as ``device`` go to it). Graphs that output
+    probs/labels or take uint8 images are scored through ``backend.predict``, single scale (TTA is refused). ``flip``/``flip_v``/``scales``/``slide`` (crop, stride as
     (w, h) pairs or ``"CROP,STRIDE"``) select the protocol, ``legacy_aug`` PaddleSeg <= 2.7's multi-scale/flip.
     Images are read in ``num_workers`` processes (or a thread with 0), ahead of the model, which runs in this
     process one image at a time; argmax and the confusion counts run behind it in a thread.
@@ -140,11 +160,13 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
         raise LitesegError(f"the model predicts {meta.num_classes} classes but {dataset.name} has "
                            f"{dataset.num_classes} ({', '.join(dataset.class_names[:4])}, ...); evaluate a model "
                            f"trained for this dataset's classes")
+    _check_protocol(runner, flip, flip_v, scales, slide)
     dataset.validate(skip_bad=skip_bad)
     logits_fn, device = _logits_fn(runner)
+    raw = not _scores_logits(runner)
     metrics = SegMetrics(dataset.num_classes, dataset.ignore_index, exclude_absent=exclude_absent)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
-                        collate_fn=_Collate(meta), persistent_workers=False)
+                        collate_fn=_Collate(meta, raw=raw), persistent_workers=False)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -153,7 +175,8 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
     plain = scales == (1.0,) and not (flip or flip_v or slide)
 
     def score(batch: dict[str, Any]) -> None:  # runs in the write-behind thread
-        metrics.update(_argmax(batch["scores"]), batch["label"])
+        pred = batch["pred"] if "pred" in batch else _argmax(batch["scores"])
+        metrics.update(pred, batch["label"])
         if bar is not None:
             bar.update(1)
 
@@ -166,6 +189,12 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
                 for batch in batches:
                     if batch["label"] is None:
                         raise DatasetError(f"{batch['path']}: no label; evaluation needs labelled samples")
+                    if raw:  # probs / labels output or baked-in preprocessing: the backend's own prediction
+                        _check_fixed_size(meta, batch["x"].shape[:2], scales, slide, batch["path"])
+                        pred = torch.from_numpy(runner.predict(batch["x"][None])[0])
+                        scorer.submit(score, {"pred": pred, "label": batch["label"]})
+                        count += 1
+                        continue
                     x = torch.from_numpy(batch["x"]).to(device)
                     _check_fixed_size(meta, tuple(x.shape[-2:]), scales, slide, batch["path"])
                     if plain:  # what aug_inference computes for this protocol, without its no-op steps

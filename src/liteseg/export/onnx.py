@@ -51,7 +51,10 @@ class ExportReport:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        shape = "x".join("?" if d < 0 else str(d) for d in self.input_shape)
+        dims = list(self.input_shape)
+        if self.info.preprocess and self.info.input_layout == "nhwc":
+            dims = [dims[0], dims[2], dims[3], dims[1]]  # the graph's input is N, H, W, 3
+        shape = "x".join("?" if d < 0 else str(d) for d in dims)
         lines = [f"wrote {self.path} ({self.bytes / 1e6:.1f} MB, opset {self.info.opset}, input {shape} "
                  f"{'uint8 ' + self.info.input_layout if self.info.preprocess else 'float32 nchw'}, output "
                  f"{self.info.output} at {self.info.output_size} size, SPPM pooling {self.info.sppm_pool}"

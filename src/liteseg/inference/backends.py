@@ -7,6 +7,7 @@ Backends other than ``torch`` live in their own modules and register themselves 
 from __future__ import annotations
 
 import importlib
+import os
 from abc import ABC, abstractmethod
 from typing import Any, Callable
 
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import LitesegError
+from ..errors import LitesegError, install_hint
 from ..loading import resolve_model
 from ..meta import ModelMeta
 from .preprocess import normalize
@@ -140,6 +141,25 @@ def _import_backend(name: str) -> bool:
             return False
         raise
     return True
+_EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}  # backend -> pyproject extra that installs it
+GRAPH_SUFFIXES = (".onnx",)  # model files only graph backends run
+
+
+def known_backends() -> list[str]:
+    """Every backend name, installed or not."""
+    return sorted(set(BACKENDS) | set(_LAZY_BACKENDS))
+
+
+def backend_for(source: Any) -> str:
+    """The default backend for ``source``: ``torch``, except for ONNX files (ONNX Runtime, else OpenVINO)."""
+    if isinstance(source, (str, os.PathLike)) and os.fspath(source).lower().endswith(GRAPH_SUFFIXES):
+        have = available_backends()
+        for name in ("onnxruntime", "openvino"):
+            if name in have:
+                return name
+        raise LitesegError(f"{os.fspath(source)}: ONNX models run with ONNX Runtime or OpenVINO, and neither is "
+                           f"installed: {install_hint('onnx')}")
+    return "torch"
 
 
 def register_backend(name: str, factory: Callable[..., Backend]) -> None:
@@ -152,11 +172,16 @@ def available_backends() -> list[str]:
     return ["torch", "torch-opt"] + [name for name in _LAZY_BACKENDS if _import_backend(name)]
 
 
-def create_backend(source: Any, backend: str = "torch", meta: ModelMeta | None = None, **options: Any) -> Backend:
-    """A ready backend for ``source`` (path, nn.Module or LoadedModel); ``options`` go to the backend."""
+def create_backend(source: Any, backend: str | None = None, meta: ModelMeta | None = None,
+                   **options: Any) -> Backend:
+    """A ready backend for ``source`` (path, nn.Module or LoadedModel); ``options`` go to the backend.
+
+    ``backend=None`` picks it from the source (:func:`backend_for`: ``.onnx`` files run in ONNX Runtime).
+    """
+    backend = backend or backend_for(source)
     if backend not in BACKENDS and backend in _LAZY_BACKENDS and not _import_backend(backend):
         raise LitesegError(f"backend {backend!r} needs an optional dependency that is missing "
-                           f"({_LAZY_BACKENDS[backend][1]}); install it with: pip install 'liteseg[{backend}]'")
+                           f"({_LAZY_BACKENDS[backend][1]}); install it with: {install_hint(_EXTRAS[backend])}")
     if backend not in BACKENDS:
-        raise LitesegError(f"unknown backend {backend!r}; choose one of {sorted(set(BACKENDS) | set(_LAZY_BACKENDS))}")
+        raise LitesegError(f"unknown backend {backend!r}; choose one of {', '.join(known_backends())}")
     return BACKENDS[backend](source, meta=meta, **options)

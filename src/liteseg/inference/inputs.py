@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError
+from ..errors import InputError, install_hint
 from ..images import pil_to_rgb, read_image, to_rgb
 
 log = logging.getLogger("liteseg")
@@ -110,12 +110,25 @@ def iter_frames(source: str | os.PathLike, files: list[Path] | None = None) -> I
             yield Frame(name, str(path), error=str(e))
 
 
+def video_frame_count(path: Path) -> int:
+    """The frame count a video announces (0 when unknown or OpenCV is missing)."""
+    try:
+        import cv2
+    except ImportError:
+        return 0
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+    finally:
+        cap.release()
+
+
 def iter_video(path: Path, name: str) -> Iterator[Frame]:
     """Frames of a video file (OpenCV); a video that ends before its announced length is reported."""
     try:
         import cv2
     except ImportError:
-        raise InputError(f"{path}: reading videos needs OpenCV: pip install 'liteseg[video]'") from None
+        raise InputError(f"{path}: reading videos needs OpenCV: {install_hint('video')}") from None
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         yield Frame(name, str(path), error=f"{path}: cannot open the video (unsupported codec or not a video)")

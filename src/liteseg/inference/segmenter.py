@@ -113,7 +113,7 @@ class Segmenter:
     >>> result = seg("street.jpg"); result.labels.shape  # doctest: +SKIP
     """
 
-    def __init__(self, model: Any, backend: str = "torch", device: str | None = None,
+    def __init__(self, model: Any, backend: str | None = None, device: str | None = None,
                  channel_order: str = "rgb", probs: bool = False, logits: bool = False,
                  keep_image: bool = True, batch_size: int = 1, half: bool = False, threads: int | None = None,
                  tile: str | tuple[tuple[int, int], tuple[int, int]] | None = None,

@@ -176,6 +176,10 @@ def load(source: str | os.PathLike, *, arch: str | None = None, num_classes: int
         loaded = _load_native(path, arch, num_classes, reinit_head, strict)
     elif path.suffix in (".pt", ".pth", ".ckpt"):
         loaded = _load_torch(path, arch, num_classes, reinit_head, strict)
+    elif path.suffix.lower() == ".onnx":
+        raise FormatError(f"{text}: an ONNX graph is not loaded as a PyTorch model; run it with an ONNX backend "
+                          f"(--backend onnxruntime or openvino, the default for .onnx in the CLI; "
+                          f"create_backend(path) in Python), or load the weights it was exported from")
     else:
         raise FormatError(f"{text}: unknown model file type {path.suffix!r}; expected .pdparams, .safetensors, "
                           f".pt/.pth, .pdmodel, .json (Paddle 3), an inference model folder or a .tar/.tgz archive")
@@ -231,13 +235,8 @@ def _load_native(path: Path, arch, num_classes, reinit_head, strict) -> LoadedMo
     _check_arch(arch, found, str(path))
     model = _build(found, config, num_classes, reinit_head, str(path))
     report = apply_state_dict(model, state, source=str(path), strict=strict, reinit_head=reinit_head)
-    saved = {k: v for k, v in saved.items() if k not in ("arch", "num_classes", "config")}
-    if num_classes is not None and num_classes != config.get("num_classes"):
-        saved.pop("class_names", None)
-        saved.pop("palette", None)
-    loaded = _finish(model, found, {}, report)
-    merged = {**loaded.meta.to_dict(), **saved, "source": str(path), "source_format": "safetensors"}
-    loaded.meta = ModelMeta.from_dict(merged)
+    loaded = _finish(model, found, dict(source=str(path), source_format="safetensors"), report)
+    loaded.meta = _merge_saved_meta(loaded.meta, saved, num_classes)
     return loaded
 
 
@@ -246,6 +245,7 @@ def _load_torch(path: Path, arch, num_classes, reinit_head, strict) -> LoadedMod
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for bad/unsafe files
         raise FormatError(f"{path}: not a loadable PyTorch state dict ({type(e).__name__}: {e})") from None
+    saved = data.get("meta") if isinstance(data, dict) and isinstance(data.get("meta"), dict) else {}
     for key in ("model", "state_dict", "model_state"):
         if isinstance(data, dict) and isinstance(data.get(key), dict):
             data = data[key]
@@ -256,7 +256,19 @@ def _load_torch(path: Path, arch, num_classes, reinit_head, strict) -> LoadedMod
     _check_arch(arch, found, str(path))
     model = _build(found, kwargs, num_classes, reinit_head, str(path))
     report = apply_state_dict(model, state, source=str(path), strict=strict, reinit_head=reinit_head)
-    return _finish(model, found, dict(source=str(path), source_format="torch"), report)
+    loaded = _finish(model, found, dict(source=str(path), source_format="torch"), report)
+    if saved:  # a liteseg trainer checkpoint: its metadata (mean/std, classes, palette, training config, ...)
+        loaded.meta = _merge_saved_meta(loaded.meta, saved, num_classes)
+    return loaded
+
+
+def _merge_saved_meta(meta: ModelMeta, saved: dict[str, Any], num_classes: int | None) -> ModelMeta:
+    """``meta`` (what the weights say) updated with the metadata a liteseg file stored beside them."""
+    saved = {k: v for k, v in saved.items() if k not in ("arch", "num_classes", "config", "source", "source_format")}
+    if len(saved.get("class_names") or []) != meta.num_classes:
+        saved.pop("class_names", None)  # new classifiers (reinit_head): the stored names no longer apply
+        saved.pop("palette", None)
+    return ModelMeta.from_dict({**meta.to_dict(), **saved})
 
 
 def resolve_model(source: Any, meta: ModelMeta | None = None) -> LoadedModel:

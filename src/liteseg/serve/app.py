@@ -38,7 +38,7 @@ class ServeConfig:
     """Everything ``liteseg serve`` configures; also passed to worker processes as JSON."""
 
     model: str | None = None
-    backend: str = "torch"
+    backend: str | None = None  # None: torch, or ONNX Runtime for an .onnx model
     device: str | None = None
     threads: int | None = None
     max_batch: int = 8

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -82,14 +83,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
+    hint = "to start from weights only, set model.pretrained instead of --resume"
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for damaged files
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({type(e).__name__}: {e})") from None
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types, with multi-line messages, for damaged or foreign files
+        kind = "a PaddleSeg weight file" if path.suffix == ".pdparams" else f"torch.load: {type(e).__name__}"
+        raise CheckpointError(f"{path}: not a liteseg training checkpoint ({kind}); {hint}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a liteseg training checkpoint (a {type(state).__name__}); {hint}")
     missing = [k for k in ("model", "optimizer", "scheduler", "iteration", "config") if k not in state]
     if missing:
-        raise CheckpointError(f"{path}: not a liteseg training checkpoint (missing {', '.join(missing)}); to start "
-                              f"from weights only, set model.pretrained instead of --resume")
+        raise CheckpointError(f"{path}: not a liteseg training checkpoint (missing {', '.join(missing)}); {hint}")
     return state
 
 

@@ -41,6 +41,14 @@ from .train_log import EVAL_FIELDS, TRAIN_FIELDS, CSVLog, plot_curves, require_t
 log = logging.getLogger(__name__)
 
 
+def format_duration(seconds: float) -> str:
+    """``H:MM:SS`` (``M:SS`` under an hour)."""
+    total = int(round(max(seconds, 0.0)))
+    h, rest = divmod(total, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
 class TrainingError(LitesegError):
     """Training cannot start or continue (diverged loss, occupied output folder, incompatible resume)."""
 
@@ -117,9 +125,12 @@ class Trainer:
         model, self.notes = build_train_model(cfg.model.name, num_classes, pretrained=cfg.model.pretrained,
                                               backbone_pretrained=cfg.model.backbone_pretrained)
         self.meta = ModelMeta(arch=cfg.model.name, num_classes=num_classes, config=dict(model.config),
-                              class_names=list(self.train_set.class_names), mean=list(cfg.augment.mean),
+                              class_names=list(self.train_set.class_names),
+                              palette=[[int(v) for v in rgb] for rgb in self.train_set.palette],
+                              mean=list(cfg.augment.mean),
                               std=list(cfg.augment.std), ignore_index=self.train_set.ignore_index,
-                              source=str(self.output_dir), source_format="liteseg-train")
+                              source=str(self.output_dir), source_format="liteseg-train",
+                              extra={"training_config": config.to_dict()})
         if self.dist.enabled and cfg.train.sync_bn:
             model = convert_sync_batchnorm(model, self.device.type)
         model.to(self.device)
@@ -134,8 +145,9 @@ class Trainer:
                                       warmup_start_lr=s.warmup_start_lr, power=s.power, end_lr=s.end_lr,
                                       horizon=s.horizon)
         weights = cfg.loss.class_weights
-        if weights is not None and len(weights) != cfg.model.num_classes:
-            raise TrainingError(f"loss.class_weights has {len(weights)} values for {cfg.model.num_classes} classes")
+        if weights is not None and len(weights) != num_classes:
+            raise TrainingError(f"loss.class_weights has {len(weights)} values for {num_classes} classes "
+                                f"({', '.join(self.train_set.class_names[:4])}, ...); give one weight per class")
         base = (OhemCrossEntropyLoss(cfg.loss.thresh, cfg.loss.min_kept, self.train_set.ignore_index, weights)
                 if cfg.loss.type == "ohem" else CrossEntropyLoss(self.train_set.ignore_index, weights))
         self.loss_fn = MultiHeadLoss(base, cfg.loss.coefs)
@@ -413,8 +425,11 @@ class Trainer:
                 if key in row:
                     writer.add_scalar(f"train/{key}", row[key], row["iter"])
         if bar.disable:
-            log.info("iter %d/%d  loss %.4f  lr %.2e  %.1f img/s", row["iter"], self.config.train.iters, row["loss"],
-                     row["lr"], row["images_per_s"])
+            done = row["iter"] - self.start_iter
+            left = self.config.train.iters - row["iter"]
+            eta = row["elapsed_s"] / done * left if done > 0 else 0.0  # eval time included: what the user waits
+            log.info("iter %d/%d  loss %.4f  lr %.2e  %.1f img/s  ETA %s", row["iter"], self.config.train.iters,
+                     row["loss"], row["lr"], row["images_per_s"], format_duration(eta))
         else:
             bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.1f}")
 

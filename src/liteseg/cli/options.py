@@ -1,0 +1,199 @@
+"""Every command's options are checked here, before any work starts (so a bad value never leaves files behind).
+
+Two layers: argparse ``type=`` validators for single values (ranges, formats), and :func:`validate`, run by
+``main`` on the parsed arguments of every command, for what depends on several options or on the machine
+(devices, backends, ports, checkpoints, optional packages). Both report one ``error: ...`` line, exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import importlib.util
+import socket
+import sys
+from typing import Any, Callable, NoReturn
+
+from ..errors import LitesegError, install_hint
+
+ERROR_PREFIX = "error: "
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one ``error: ...`` line (exit code 2) instead of usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{ERROR_PREFIX}{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+# -- single values (argparse type=) -------------------------------------------------------------------------------
+def _number(kind: Callable[[str], Any], text: str) -> Any:
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got "
+                                         f"{text!r}") from None
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """Type: an integer >= ``low``."""
+    def parse(text: str) -> int:
+        value = _number(int, text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def float_range(low: float, high: float | None = None, low_open: bool = False) -> Callable[[str], float]:
+    """Type: a finite number in ``[low, high]`` (``(low, high]`` when ``low_open``)."""
+    def parse(text: str) -> float:
+        value = _number(float, text)
+        bad_low = value <= low if low_open else value < low
+        if value != value or bad_low or (high is not None and value > high) or value == float("inf"):
+            span = f"{'(' if low_open else '['}{low:g}, {'inf)' if high is None else f'{high:g}]'}"
+            raise argparse.ArgumentTypeError(f"must be in {span}, got {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+positive_int = int_at_least(1)
+count = int_at_least(0)
+
+
+def threads(text: str) -> int:
+    """Type: CPU threads, >= 1, or 0 for the library's default."""
+    value = _number(int, text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 1, or 0 for the default, got {value}")
+    return value
+
+
+def port(text: str) -> int:
+    """Type: a TCP port 1-65535."""
+    value = _number(int, text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 1-65535, got {value}")
+    return value
+
+
+def input_shape(text: str) -> str:
+    """Type: an input shape ``N,3,H,W`` (or ``NxCxHxW``; -1 keeps a dimension dynamic), kept as text."""
+    try:
+        dims = [int(v) for v in text.replace("x", ",").split(",")]
+    except ValueError:
+        dims = []
+    if len(dims) != 4 or dims[1] != 3 or any(d == 0 or d < -1 for d in dims):
+        raise argparse.ArgumentTypeError(f"expected N,3,H,W with positive sizes (or -1 for dynamic), e.g. "
+                                         f"1,3,512,512, got {text!r}")
+    return text
+
+
+def slide(text: str) -> Any:
+    """Type: a sliding window ``CROP,STRIDE`` (each N or WxH), parsed."""
+    from ..inference.tta import parse_slide
+
+    try:
+        return parse_slide(text)
+    except LitesegError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+# -- what depends on several options or on the machine ------------------------------------------------------------
+def validate(args: argparse.Namespace) -> None:
+    """Check the parsed arguments of any command; raises LitesegError. Fills ``args.backend`` when it is None."""
+    if args.command in ("predict", "val", "serve", "benchmark") and args.model:
+        check_model(args.model)
+    if hasattr(args, "backend") and args.command != "benchmark":
+        args.backend = resolve_backend(getattr(args, "model", None), args.backend)
+        if args.backend != "torch":
+            given = [f"--{o}" for o in ("device", "half") if getattr(args, o, None)]
+            if given:
+                verb = "apply" if len(given) > 1 else "applies"
+                raise LitesegError(f"{' and '.join(given)} {verb} to the torch backend only, not to --backend "
+                                   f"{args.backend} (it runs on the CPU in float32); drop {' '.join(given)}")
+    if getattr(args, "device", None):
+        check_device(args.device)
+    if args.command == "serve":
+        require_modules(("fastapi", "serve"), ("uvicorn", "serve"), ("python_multipart", "serve"),
+                        ("prometheus_client", "serve"), what="liteseg serve")
+        check_port_free(args.host, args.port)
+    if args.command == "convert" and args.input_shape and args.output.suffix.lower() != ".onnx":
+        raise LitesegError(f"--input-shape applies to .onnx outputs only, not {args.output.name}")
+    if args.command == "quantize":
+        require_modules(("onnx", "onnx"), ("onnxruntime", "onnx"), what="liteseg quantize")
+    if args.command == "train" and args.resume and args.resume != "auto":
+        from ..training.checkpoint import load_checkpoint
+
+        load_checkpoint(args.resume)  # a clear error now, not after the datasets were read
+
+
+def check_model(model: str) -> None:
+    """A model file or folder that exists, or a shipped / published weight name."""
+    import os
+
+    from ..loading import zoo
+
+    if not os.path.exists(model) and model not in zoo.SHIPPED and model not in zoo.WEIGHTS:
+        raise LitesegError(f"{model}: no such model file or folder, and not a weight name "
+                           f"({', '.join(zoo.list_weights())})")
+
+
+def resolve_backend(model: Any, backend: str | None) -> str:
+    """``--backend`` as given, else the one the model file needs (``.onnx``: ONNX Runtime, or OpenVINO)."""
+    from ..inference.backends import backend_for, known_backends
+
+    if backend is None:
+        return backend_for(model)
+    if backend not in known_backends():
+        raise LitesegError(f"--backend: unknown backend {backend!r}; choose one of {', '.join(known_backends())}")
+    return backend
+
+
+def check_device(device: str) -> None:
+    """A torch device that exists on this machine (``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise LitesegError(f"--device {device!r}: not a torch device; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise LitesegError(f"--device {device}: this torch ({torch.__version__}) has no usable CUDA device; "
+                               f"use --device cpu, or install a CUDA build of torch")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise LitesegError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise LitesegError(f"--device {device}: MPS is not available here; use --device cpu")
+    elif dev.type != "cpu":
+        raise LitesegError(f"--device {device}: liteseg runs on cpu, cuda or mps, not {dev.type}")
+
+
+def check_port_free(host: str, number: int) -> None:
+    """Refuse a port another program listens on (before the model loads and the server says it is ready)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            s.bind((host, number))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise LitesegError(f"--port {number}: already in use on {host}; stop the other server or choose "
+                                   f"another --port") from None
+            raise LitesegError(f"--host {host} --port {number}: cannot bind ({e.strerror or e})") from None
+
+
+def require_modules(*modules: tuple[str, str], what: str) -> None:
+    """``modules`` are (import name, extra) pairs; a missing one gives an install hint naming the extra."""
+    missing = [(m, extra) for m, extra in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise LitesegError(f"{what} needs {', '.join(m for m, _ in missing)}: {install_hint(missing[0][1])}")
+
+
+def print_error(message: str) -> None:
+    print(f"{ERROR_PREFIX}{message}", file=sys.stderr)
