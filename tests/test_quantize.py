@@ -13,7 +13,7 @@ from liteseg.errors import LitesegError
 from liteseg.export.onnx import export_onnx
 from liteseg.quantize import QuantizeReport, compare_int8, list_images, quantize_onnx
 
-from ..conftest import require_module
+from .conftest import require_module
 
 onnx = require_module("onnx")
 
