@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 NAMES = ["pdparams", "pdmodel", "pdiparams", "deploy", "package", "safetensors", "onnx", "image_file",
-         "image_upload"]
+         "image_upload", "pir"]
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -25,6 +25,8 @@ def main(name: str, runs: int, seed: int, timeout: float, artifacts: Path, max_s
         import liteseg.formats.native  # noqa: F401
         import liteseg.formats.pdiparams  # noqa: F401
         import liteseg.formats.pdparams  # noqa: F401
+        import liteseg.formats.pir  # noqa: F401
+        import liteseg.formats.pir_info  # noqa: F401
         import liteseg.formats.program  # noqa: F401
         import liteseg.serve.codecs  # noqa: F401
     from liteseg.errors import LitesegError

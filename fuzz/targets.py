@@ -377,10 +377,30 @@ def _png_dims(data: bytes, rng: random.Random) -> bytes:
     return data[:12] + bytes(ihdr) + struct.pack(">I", zlib.crc32(bytes(ihdr))) + data[33:]
 
 
-# Name -> harness. The Paddle 3 PIR reader (formats/pir.py, bytes in) gets its harness here once it lands:
-#   "pir": Harness("pir", _pir, lambda: [fixture("pp_liteseg_t_pir", d, "inference.json").read_bytes()
-#                                        for d in ("inference", "inference_argmax", "inference_fixed512")],
-#                  (_json_tree,)),  with _pir(data) calling the reader's bytes entry point.
+# --- Paddle 3 PIR programs (inference.json) ------------------------------------------------------------------
+
+def _pir(data: bytes) -> None:
+    from liteseg.formats.pir import parse_pir
+    from liteseg.formats.pir_info import analyze_pir
+    from liteseg.formats.program import recover_architecture
+
+    recover_architecture(analyze_pir(parse_pir(data, "inference.json"), "inference.json"), "inference.json")
+
+
+def _pir_tree(data: bytes, rng: random.Random) -> bytes:
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        return data
+    return json_mutator(text, rng).encode()
+
+
+def _pir_seeds() -> list[bytes]:
+    return [S.fixture("pp_liteseg_t_pir", d, "inference.json").read_bytes()
+            for d in ("inference", "inference_argmax", "inference_fixed512")]
+
+
+# Name -> harness.
 HARNESSES: dict[str, Harness] = {h.name: h for h in [
     Harness("pdparams", _pdparams, S.pdparams_seeds, (_pdparams_tree,)),
     Harness("pdmodel", _pdmodel, S.pdmodel_seeds, (_program_tree,)),
@@ -391,4 +411,5 @@ HARNESSES: dict[str, Harness] = {h.name: h for h in [
     Harness("onnx", _onnx, S.onnx_seeds, (_onnx_meta,)),
     Harness("image_file", _image_file, S.image_seeds, (_png_dims,), rss_cap_mb=1536),
     Harness("image_upload", _image_upload, S.image_seeds, (_png_dims,), rss_cap_mb=1024),
+    Harness("pir", _pir, _pir_seeds, (_pir_tree,)),
 ]}
