@@ -9,7 +9,7 @@ import liteseg
 from liteseg.cli.main import main
 from liteseg.config import load_config
 from liteseg.data import build_dataset
-from liteseg.data.palettes import CAMVID_CLASSES
+from liteseg.palettes import CAMVID_CLASSES
 from liteseg.training import checkpoint as ckpt
 from liteseg.training.train_log import read_csv
 
