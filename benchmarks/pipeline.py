@@ -99,8 +99,8 @@ def predict_rate(source: Path, model: str, backend: str, out: Path, threads: int
     shutil.rmtree(out, ignore_errors=True)
     argv = ["predict", str(source), "--model", model, "--backend", backend, "-o", str(out)]
     text = _quiet(argv + (["--threads", str(threads)] if threads else []))
-    line = next(s for s in text.splitlines() if "image(s) segmented" in s)
-    return float(line.split(" img/s")[0].rsplit(" ", 1)[1])
+    line = next(s for s in text.splitlines() if "image(s) segmented" in s or "frame(s) segmented" in s)
+    return float(line.split(" img/s" if "image(s)" in line else " frame/s")[0].rsplit(" ", 1)[1])
 
 
 def val_rate(data: str, model: str, backend: str, out: Path) -> float:

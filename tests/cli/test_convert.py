@@ -45,7 +45,7 @@ def test_info_json_and_listing(fixture_dir, capsys):
     assert meta["arch"] == "pp_liteseg_t" and meta["num_classes"] == 19
     assert main(["info"]) == 0
     listing = capsys.readouterr().out
-    assert "pp_liteseg_b" in listing and "cityscapes_b_1.0" in listing and "camvid" in listing  # weights too
+    assert "pp_liteseg_b" in listing and "pp_liteseg_b.cityscapes_1024x512_scale1.0" in listing and "camvid" in listing  # weights too
 
 
 def test_console_script_runs():

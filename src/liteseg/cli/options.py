@@ -137,7 +137,7 @@ def check_model(model: str) -> None:
 
     from ..loading import zoo
 
-    if not os.path.exists(model) and model not in zoo.SHIPPED and model not in zoo.WEIGHTS:
+    if not os.path.exists(model) and zoo.canonical_name(model) is None:
         raise LitesegError(f"{model}: no such model file or folder, and not a weight name "
                            f"({', '.join(zoo.list_weights())})")
 

@@ -181,7 +181,7 @@ def create_backend(source: Any, backend: str | None = None, meta: ModelMeta | No
     backend = backend or backend_for(source)
     if backend not in BACKENDS and backend in _LAZY_BACKENDS and not _import_backend(backend):
         raise LitesegError(f"backend {backend!r} needs an optional dependency that is missing "
-                           f"({_LAZY_BACKENDS[backend][1]}); install it with: {install_hint(_EXTRAS[backend])}")
+                           f"({_LAZY_BACKENDS[backend][1]}); install it with: {install_hint(_EXTRAS.get(backend, backend))}")
     if backend not in BACKENDS:
         raise LitesegError(f"unknown backend {backend!r}; choose one of {', '.join(known_backends())}")
     return BACKENDS[backend](source, meta=meta, **options)
