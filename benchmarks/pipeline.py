@@ -130,7 +130,8 @@ def interleave(name: str, e2e: Callable[[], float], alone: Callable[[], float], 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--camvid", type=Path, help="CamVid root (val frames as inputs, and the val case)")
+    p.add_argument("--camvid", type=lambda s: Path(s).resolve(),  # the val list must not hold relative paths
+                   help="CamVid root (val frames as inputs, and the val case)")
     p.add_argument("--backends", default="torch,onnxruntime")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--images", type=int, default=24)
