@@ -54,6 +54,7 @@ def test_benchmark_times_a_backend_of_known_speed():
 
     class Sleepy:
         name = "sleepy"
+        takes_images = False  # the Backend interface run_benchmark reads
 
         def __call__(self, x):
             time.sleep(0.02)

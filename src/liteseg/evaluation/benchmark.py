@@ -159,7 +159,7 @@ def run_benchmark(backend: Backend, shape: Sequence[int], warmup: int = 5, runs:
     A graph with baked-in preprocessing gets random uint8 images ``[N, H, W, 3]`` of that size instead.
     """
     rng = np.random.RandomState(seed)
-    if getattr(backend, "takes_images", False):
+    if backend.takes_images:
         n, _, h, w = shape
         fn, x = backend.run_images, rng.randint(0, 256, (n, h, w, 3)).astype(np.uint8)
     else:
