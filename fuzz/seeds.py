@@ -122,12 +122,18 @@ def deploy_seeds() -> list[bytes]:
             b"    std: [0.229, 0.224, 0.225]\n  output_op: argmax\n"]
 
 
-def package_files() -> dict[str, bytes]:
+@functools.lru_cache(maxsize=None)
+def _package_files() -> tuple[tuple[str, bytes], ...]:
     params = mini_params()
     info = {name: {"structured_name": f"backbone.features.0.{i}"} for i, name in enumerate(params)}
-    return {"model.pdmodel": mini_program().SerializeToString(), "model.pdiparams": pdiparams_bytes(params),
-            "model.pdiparams.info": pickle.dumps(info, protocol=2),
-            "deploy.yaml": fixture("pp_liteseg_t", "inference", "deploy.yaml").read_bytes()}
+    return (("model.pdmodel", mini_program().SerializeToString()), ("model.pdiparams", pdiparams_bytes(params)),
+            ("model.pdiparams.info", pickle.dumps(info, protocol=2)),
+            ("deploy.yaml", fixture("pp_liteseg_t", "inference", "deploy.yaml").read_bytes()))
+
+
+def package_files() -> dict[str, bytes]:
+    """The small model's package members, built once per process (the package mutator repacks them per input)."""
+    return dict(_package_files())
 
 
 def make_tar(files: dict[str, bytes], compress: bool = True) -> bytes:

@@ -5,6 +5,7 @@ or raise a :class:`liteseg.errors.LitesegError`; anything else is a bug (see ``f
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -54,6 +55,7 @@ def _pdparams(data: bytes) -> None:
     infer_config(normalize_paddle_keys(read_pdparams(path), str(path)), str(path))
 
 
+@functools.lru_cache(maxsize=32)  # the pool's favourites come back often; callers copy before mutating
 def _safe_loads(data: bytes) -> Any:
     from liteseg.errors import LitesegError
     from liteseg.formats.safe_pickle import loads_pickle

@@ -60,3 +60,15 @@ def test_the_runner_reports_each_kind_of_violation(tmp_path):
     report = run(_harness(lambda data: hold.append(bytearray(300 << 20)), cap_mb=100), 1, 0, 5.0, tmp_path / "c",
                  rlimit=False)
     assert [v.kind for v in report.violations] == ["memory"]
+
+
+def test_jobs_split_the_runs_and_merge_the_reports(shared_dir, tmp_path):
+    report_file = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, "-m", "fuzz", "deploy", "--runs", "41", "--jobs", "2", "--seed", "5",
+                           "--artifacts", str(tmp_path / "artifacts"), "--json", str(report_file)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "LITESEG_SHARED": str(shared_dir), "PYTHONPATH": str(REPO / "src")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (report,) = json.loads(report_file.read_text())
+    assert report["runs"] == 41 and report["accepted"] + report["rejected"] == 41
+    assert report["seed"] == [5, 6] and report["violations"] == []
