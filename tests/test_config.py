@@ -20,6 +20,12 @@ def test_overrides_and_types():
     assert "train.iters" in valid_keys() and "loss.min_kept" in valid_keys()
 
 
+@pytest.mark.parametrize("min_kept", [0, -1])
+def test_min_kept_at_or_below_zero_is_accepted_as_paddleseg_does(min_kept):
+    """PaddleSeg does not validate OhemCrossEntropyLoss.min_kept; <= 0 means plain cross-entropy (test_losses)."""
+    assert load_config(None, ["data.train=camvid:/d", f"loss.min_kept={min_kept}"]).loss.min_kept == min_kept
+
+
 @pytest.mark.parametrize("override, message", [
     ("train.iterz=5", "unknown key train.iterz; valid keys in train: iters, seed"),
     ("trian.iters=5", "unknown section 'trian'; valid sections: model, data"),

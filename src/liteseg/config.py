@@ -179,7 +179,6 @@ class Config:
             (self.loss.type in ("ohem", "ce"), "loss.type", f"must be ohem or ce, got {self.loss.type!r}"),
             (len(self.loss.coefs) > 0, "loss.coefs", "needs one coefficient per model output"),
             (0 < self.loss.thresh <= 1, "loss.thresh", f"must be in (0, 1], got {self.loss.thresh}"),
-            (self.loss.min_kept >= 0, "loss.min_kept", f"must be >= 0, got {self.loss.min_kept}"),
             (self.loss.class_weights is None or (len(self.loss.class_weights) > 0
                                                  and all(w > 0 for w in self.loss.class_weights)),
              "loss.class_weights", f"must be null or one positive number per class, got {self.loss.class_weights}"),

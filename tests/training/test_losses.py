@@ -31,6 +31,7 @@ def _expected(kept: list[float]) -> float:
     (0.5, 1, [0.3]),             # max(0.3, 0.5) = 0.5
     (0.7, 3, [0.9, 0.6, 0.3]),   # min_kept >= n_valid (3): every valid pixel
     (0.2, 0, [0.9, 0.6, 0.3]),   # PaddleSeg: min_kept <= 0 skips the selection, plain cross-entropy
+    (0.2, -5, [0.9, 0.6, 0.3]),  # negative too (PaddleSeg does not validate it)
     (0.2, -5, [0.9, 0.6, 0.3]),
 ])
 def test_ohem_matches_hand_computed(thresh, min_kept, kept):
