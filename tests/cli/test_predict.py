@@ -225,6 +225,7 @@ def test_predict_streams_frames_with_bounded_memory(model_file, tmp_path, monkey
     monkeypatch.setattr(predict, "_write", counting_write)
     assert _run(tmp_path, "--model", model_file, "-o", tmp_path / "out", "--batch-size", "2") == 0
     assert len(state["in_flight"]) == 60 and len(list((tmp_path / "out" / "labels" / "clip").iterdir())) == 60
-    # read-ahead (2 batches) + the batch at the model + write-behind (2 batches) + the one being written
-    bound = (predict.READ_AHEAD + predict.WRITE_BEHIND + 2) * 2 + 2
+    # batches: read-ahead queue + the one the reader waits to queue + the one at the model + write-behind queue +
+    # the one being written; frames: those batches of 2 + the next frame the batcher looked at to close a batch
+    bound = (predict.READ_AHEAD + 1 + 1 + predict.WRITE_BEHIND + 1) * 2 + 1
     assert max(state["in_flight"]) <= bound, state["in_flight"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from liteseg.inference.preprocess import argmax_channels, normalize
-from liteseg.inference.visualize import colorize, overlay
+from liteseg.inference.visualize import color_image, colorize, overlay
 from liteseg.meta import ModelMeta
 
 
@@ -56,3 +56,19 @@ def test_argmax_channels_equals_numpy_ties_and_nan_included(channels):
     got = argmax_channels(scores)
     np.testing.assert_array_equal(got, scores.argmax(axis=0))
     assert got.dtype == (np.uint8 if channels <= 256 else np.int64)
+
+
+@pytest.mark.parametrize("dtype, classes", [(np.uint8, 11), (np.int64, 19), (np.int32, 300)])
+def test_color_image_renders_the_colorize_colours(dtype, classes, tmp_path):
+    """The palette PNG (class ids up to 255) decodes to exactly colorize()'s RGB, ignore (255) black included."""
+    from PIL import Image
+
+    rng = np.random.RandomState(classes)
+    palette = rng.randint(0, 256, (min(classes, 256), 3)).tolist()
+    labels = rng.randint(0, classes, (37, 53)).astype(dtype)
+    labels[0, :5] = 255 if classes < 256 else 299
+    image = color_image(labels, palette)
+    assert image.mode == ("P" if classes <= 256 else "RGB")
+    image.save(tmp_path / "c.png")
+    with Image.open(tmp_path / "c.png") as back:
+        np.testing.assert_array_equal(np.asarray(back.convert("RGB")), colorize(labels, palette))

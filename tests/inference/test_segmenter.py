@@ -122,7 +122,9 @@ def test_result_outputs_are_written(seg, tmp_path):
     result = seg(np.random.RandomState(3).randint(0, 255, (24, 36, 3), dtype=np.uint8))
     paths = result.save(tmp_path, stem="x", kinds=("labels", "color", "overlay", "probs"))
     assert np.array_equal(np.asarray(Image.open(paths["labels"])), result.labels)
-    assert np.asarray(Image.open(paths["color"])).shape == (24, 36, 3)
+    with Image.open(paths["color"]) as color:  # a palette PNG, as PaddleSeg writes pseudo-colour masks
+        assert color.mode == "P" and np.array_equal(np.asarray(color), result.labels)
+        np.testing.assert_array_equal(np.asarray(color.convert("RGB")), result.colorize())
     assert np.load(paths["probs"]).shape == (5, 24, 36)
     with pytest.raises(FileExistsError):
         result.save(tmp_path, stem="x", kinds=("labels",))

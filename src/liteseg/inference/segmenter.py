@@ -19,7 +19,7 @@ from .backends import Backend, create_backend
 from .inputs import as_rgb
 from . import tta
 from .preprocess import argmax_channels, normalize, resize_bilinear, resize_image, resize_labels
-from .visualize import colorize, overlay
+from .visualize import color_image, colorize, overlay
 
 log = logging.getLogger("liteseg")
 
@@ -56,7 +56,8 @@ class SegResult:
     def save(self, directory: str | os.PathLike, stem: str | None = None,
              kinds: Sequence[str] = ("labels", "color", "overlay"), alpha: float = 0.5,
              overwrite: bool = False) -> dict[str, Path]:
-        """Write ``<stem>_labels.png`` (class ids), ``_color.png``, ``_overlay.jpg``, ``_probs.npy`` atomically."""
+        """Write ``<stem>_labels.png`` (class ids), ``_color.png`` (palette PNG: ``.convert("RGB")`` for the colours),
+        ``_overlay.jpg``, ``_probs.npy`` atomically."""
         stem = stem or (Path(self.source).stem if self.source else "result")
         out = {}
         for kind in kinds:
@@ -79,7 +80,7 @@ def write_output(path: Path, kind: str, result: SegResult, alpha: float = 0.5, o
         data = Image.fromarray(result.labels.astype(np.uint8) if result.labels.max(initial=0) < 256
                                else result.labels.astype(np.int32))
     elif kind == "color":
-        data = Image.fromarray(result.colorize())
+        data = color_image(result.labels, result.palette)  # a palette PNG, as PaddleSeg's pseudo-colour output
     elif kind == "overlay":
         data = Image.fromarray(result.overlay(alpha))
     elif kind == "probs":
