@@ -124,16 +124,18 @@ def _torch_opt_factory(source: Any, meta: ModelMeta | None = None, **options: An
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {"torch": _torch_factory, "torch-opt": _torch_opt_factory}
-# name -> (module that registers it in BACKENDS on import, the optional package it needs)
-_LAZY_BACKENDS = {"torch-compile": ("liteseg.inference.compiled_backend", "torch"),
-                  "onnxruntime": ("liteseg.inference.ort_backend", "onnxruntime"),
-                  "openvino": ("liteseg.inference.openvino_backend", "openvino")}
+# name -> (module that registers it in BACKENDS on import, the optional package it needs, the pyproject extra
+# that installs that package, or None when it is a core dependency)
+_LAZY_BACKENDS: dict[str, tuple[str, str, str | None]] = {
+    "torch-compile": ("liteseg.inference.compiled_backend", "torch", None),
+    "onnxruntime": ("liteseg.inference.ort_backend", "onnxruntime", "onnx"),
+    "openvino": ("liteseg.inference.openvino_backend", "openvino", "openvino")}
 
 
 def _import_backend(name: str) -> bool:
     """Import a lazy backend's module; False only when its optional package is not installed. Any other
     ImportError (a bug in liteseg's own module, a broken install of a dependency's dependency) propagates."""
-    module, package = _LAZY_BACKENDS[name]
+    module, package, _ = _LAZY_BACKENDS[name]
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as e:
@@ -141,7 +143,8 @@ def _import_backend(name: str) -> bool:
             return False
         raise
     return True
-_EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}  # backend -> pyproject extra that installs it
+
+
 GRAPH_SUFFIXES = (".onnx",)  # model files only graph backends run
 
 
@@ -180,8 +183,9 @@ def create_backend(source: Any, backend: str | None = None, meta: ModelMeta | No
     """
     backend = backend or backend_for(source)
     if backend not in BACKENDS and backend in _LAZY_BACKENDS and not _import_backend(backend):
-        raise LitesegError(f"backend {backend!r} needs an optional dependency that is missing "
-                           f"({_LAZY_BACKENDS[backend][1]}); install it with: {install_hint(_EXTRAS.get(backend, backend))}")
+        _, package, extra = _LAZY_BACKENDS[backend]
+        raise LitesegError(f"backend {backend!r} needs an optional dependency that is missing ({package}); "
+                           f"install it with: {install_hint(extra) if extra else f'pip install {package}'}")
     if backend not in BACKENDS:
         raise LitesegError(f"unknown backend {backend!r}; choose one of {', '.join(known_backends())}")
     return BACKENDS[backend](source, meta=meta, **options)
