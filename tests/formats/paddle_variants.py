@@ -133,3 +133,24 @@ def make_tgz(folder: Path, archive: Path, top: str) -> Path:
         for p in sorted(folder.iterdir()):
             tar.add(p, arcname=f"{top}/{p.name}")
     return archive
+
+
+def logits(model, x: np.ndarray) -> np.ndarray:
+    """The model's eval logits for a float32 NCHW array."""
+    import torch
+
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def unit_scale_reference(fixture_dir: Path):
+    """The fixture model with every UAFM ``_scale`` at 1: what PaddleSeg <= 2.5 computed (``1 - alpha``)."""
+    import torch
+
+    import liteseg
+
+    model = liteseg.load(fixture_dir / "weights.pdparams").model
+    with torch.no_grad():
+        for arm in model.ppseg_head.arm_list:
+            arm._scale.fill_(1.0)
+    return model

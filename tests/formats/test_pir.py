@@ -8,7 +8,6 @@ import struct
 
 import numpy as np
 import pytest
-import torch
 
 import liteseg
 from liteseg.errors import FormatError, LitesegError
@@ -17,6 +16,7 @@ from liteseg.formats.pir_info import analyze_pir
 from liteseg.formats.program import recover_architecture
 
 from ..conftest import _require
+from .paddle_variants import logits as _logits, unit_scale_reference
 from .pir_variants import assemble, one_minus_alpha, ops_of, pack, renumbered
 
 ATOL = 1e-4
@@ -36,11 +36,6 @@ def pir_outputs(pir_dir):
 @pytest.fixture
 def package(pir_dir, tmp_path):
     return assemble(pir_dir, "inference", tmp_path / "PP-LiteSeg-T_infer")
-
-
-def _logits(model, x):
-    with torch.no_grad():
-        return model(torch.from_numpy(x)).numpy()
 
 
 def test_program_summary(pir_dir):
@@ -133,10 +128,7 @@ def test_paddleseg_25_model_reexported_on_paddle3(package, tmp_path, fixture_dir
     assert info.one_minus_alpha == 3 and not any(u.kind == "scale" for u in info.uses)
     loaded = liteseg.load(variant)
     assert {f"ppseg_head.arm_list.{i}._scale" for i in range(3)} <= set(loaded.report.kept_default)
-    reference = liteseg.load(fixture_dir / "weights.pdparams").model
-    with torch.no_grad():
-        for arm in reference.ppseg_head.arm_list:
-            arm._scale.fill_(1.0)
+    reference = unit_scale_reference(fixture_dir)
     x = fixture_inputs["256x512"]
     assert np.abs(_logits(loaded.model, x) - _logits(reference, x)).max() == 0.0
 
