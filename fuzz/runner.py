@@ -17,7 +17,6 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .mutate import mutate_bytes, splice
 from .targets import Harness

@@ -193,7 +193,6 @@ def native_seeds() -> list[bytes]:
 
 def onnx_seeds() -> list[bytes]:
     """A one-node graph (N,3,H,W -> N,11,H,W) with the shipped model's liteseg metadata, and without it."""
-    import onnx
     from onnx import TensorProto, helper
 
     from liteseg.export.metadata import ExportInfo, write_metadata
