@@ -17,6 +17,7 @@ path sees the same pixels. What is done, and why:
 """
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -102,15 +103,25 @@ def pil_to_rgb(img: Image.Image, source: str = "PIL image") -> tuple[np.ndarray,
     return rgb, notes + more
 
 
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """``Image.open`` on the file's bytes in memory: Pillow reads chunks by the lengths the file claims, and from a
+    real file a claimed length of gigabytes allocates that much up front (a 86-byte PNG did); from memory a read
+    gets at most what is there."""
+    return Image.open(io.BytesIO(Path(path).read_bytes()))
+
+
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     """Decode an image file as RGB uint8 ``[H, W, 3]`` plus the conversions made; :class:`InputError` otherwise."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.load()
             return pil_to_rgb(img, str(path))
+    except MemoryError:
+        raise InputError(f"{path}: decoding it needs more memory than there is; the file is corrupt or claims a "
+                         f"huge size: skip it or re-export it") from None
     except Image.DecompressionBombError as e:
         raise InputError(f"{path}: {e}; downscale the image (or raise PIL.Image.MAX_IMAGE_PIXELS)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:

@@ -337,3 +337,29 @@ def test_decompression_bomb_image_gives_an_input_error(tmp_path):
         read_image(path)
     with pytest.raises(LitesegError, match="decompression bomb"):
         read_dataset_image(path)
+
+
+# A 1 x 16,777,216 4-bit grey PNG whose IDAT handling made Pillow read() a claimed multi-GB length from the file: a
+# MemoryError escaped read_image wherever the address space is limited (found by the image_file harness, 86 bytes).
+_TALL_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d494844520000000101000000040000000023a9b1b2ff00001d49444154789c636464200d3091a87e54"
+    "c3a886510da31a46350c490d00d03f0041b5c757570000000049454e44ae426082")
+
+
+def test_png_claiming_huge_chunk_reads_under_an_address_space_limit(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "tall.png"
+    path.write_bytes(_TALL_PNG)
+    script = (
+        "import resource, sys\n"
+        "from liteseg.images import read_image\n"
+        "from liteseg.data.io import read_label\n"
+        "vm = [int(l.split()[1]) * 1024 for l in open('/proc/self/status') if l.startswith('VmSize:')][0]\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (vm + (2 << 30), vm + (2 << 30)))\n"
+        "rgb, notes = read_image(sys.argv[1])\n"
+        "print(rgb.shape, read_label(sys.argv[1]).shape)\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "(16777216, 1, 3) (16777216, 1)"

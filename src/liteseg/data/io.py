@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import DatasetError, InputError
-from ..images import read_image as decode_image
+from ..images import open_image, read_image as decode_image
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -38,13 +38,16 @@ def read_label(path: str | os.PathLike) -> np.ndarray:
     index maps first.
     """
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
                 raise DatasetError(f"{path}: label is a {img.mode} image; labels must be single-channel class-index "
                                    f"maps (mode L or P), not colour images")
             label = np.asarray(img)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
+    except MemoryError:
+        raise DatasetError(f"{path}: decoding this label needs more memory than there is; the file is corrupt or "
+                           f"claims a huge size") from None
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as e:
         raise DatasetError(f"{path}: not a readable label image ({e}); the file may be truncated or corrupt") from None
     if label.dtype != np.uint8:
