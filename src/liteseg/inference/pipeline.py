@@ -8,7 +8,6 @@ the caller's thread (the serial path, same results).
 """
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from typing import Any, Callable, Iterable, Iterator, TypeVar
@@ -16,24 +15,6 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 T = TypeVar("T")
 
 _DONE = object()
-
-# How much lower the helper threads' scheduling priority is than the model's (Linux nice levels, per thread). The
-# model's own threads (ONNX Runtime's pool, OpenMP) then keep the cores, and reading/writing fills the moments they
-# leave idle instead of pre-empting one of them, which stalls the others at the next barrier.
-HELPER_NICE = 10
-
-
-def lower_priority(nice: int | None = None) -> None:
-    """Lower the calling thread's priority by ``nice`` (default :data:`HELPER_NICE`); a no-op where unsupported."""
-    nice = HELPER_NICE if nice is None else nice
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-    except OSError:  # e.g. a sandbox that forbids it: run at normal priority
-        pass
-
 
 class _Failure:
     def __init__(self, error: BaseException) -> None:
@@ -65,7 +46,6 @@ def prefetch(items: Iterable[T], depth: int = 2, name: str = "liteseg-read") -> 
         return False
 
     def produce() -> None:
-        lower_priority()
         try:
             for item in items:
                 if not put(item):
@@ -108,7 +88,6 @@ class WriteBehind:
             self._thread.start()
 
     def _work(self) -> None:
-        lower_priority()
         while True:
             job = self._jobs.get()
             if job is _DONE:

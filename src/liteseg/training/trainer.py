@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 import threading
 import time
@@ -85,16 +84,8 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             for key, value in values.items() if old.get(section, {}).get(key) != value]
 
 
-LOADER_NICE = 10  # data workers yield the cores to the training threads and fill the moments those leave idle
-
-
 def _init_worker(_: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the workers
-    if LOADER_NICE and hasattr(os, "nice"):
-        try:
-            os.nice(LOADER_NICE)
-        except OSError:
-            pass
 
 
 class Trainer:
