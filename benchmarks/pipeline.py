@@ -94,10 +94,12 @@ def _quiet(argv: list[str]) -> str:
     return out.getvalue()
 
 
-def predict_rate(source: Path, model: str, backend: str, out: Path, threads: int | None) -> float:
+def predict_rate(source: Path, model: str, backend: str, out: Path, threads: int | None,
+                 save: str | None = None) -> float:
     """Images/s that ``liteseg predict`` reports (model loaded before its clock starts, writing included)."""
     shutil.rmtree(out, ignore_errors=True)
     argv = ["predict", str(source), "--model", model, "--backend", backend, "-o", str(out)]
+    argv += ["--save", save] if save else []
     text = _quiet(argv + (["--threads", str(threads)] if threads else []))
     line = next(s for s in text.splitlines() if "image(s) segmented" in s or "frame(s) segmented" in s)
     return float(line.split(" img/s" if "image(s)" in line else " frame/s")[0].rsplit(" ", 1)[1])
@@ -137,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=24)
     p.add_argument("--size", default="1024x512", help="WxH of the generated JPEGs")
     p.add_argument("--threads", type=int, help="backend threads (default: the backend's own default)")
-    p.add_argument("--cases", default="folder,video,val")
+    p.add_argument("--cases", default="folder,video,val",
+                   help="folder, labels (the folder with --save labels only), video, val")
     p.add_argument("--dry-run", action="store_true", help="4 tiny images, 1 repeat, 4 val images: checks it works")
     p.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     args = p.parse_args(argv)
@@ -175,6 +178,11 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(interleave(f"predict folder {backend}",
                                        lambda: predict_rate(work / "images", source, backend, work / "out",
                                                             args.threads),
+                                       lambda: model_only(source, backend, folder_inputs, args.threads), args.repeats))
+            if "labels" in cases:
+                rows.append(interleave(f"predict folder labels only {backend}",
+                                       lambda: predict_rate(work / "images", source, backend, work / "out",
+                                                            args.threads, save="labels"),
                                        lambda: model_only(source, backend, folder_inputs, args.threads), args.repeats))
             if video is not None:
                 rows.append(interleave(f"predict video {backend}",

@@ -11,8 +11,10 @@ def test_pipeline_benchmark_dry_run(camvid_dir, tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("pipeline_bench", BENCH)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    assert bench.main(["--dry-run", "--backends", "torch", "--camvid", str(camvid_dir), "--work", str(tmp_path)]) == 0
+    assert bench.main(["--dry-run", "--backends", "torch", "--camvid", str(camvid_dir), "--work", str(tmp_path),
+                       "--cases", "folder,labels,val"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| predict") or line.startswith("| val")]
-    assert len(rows) >= 2 and all(float(r.split("|")[-2]) > 0 for r in rows), out
+    assert len(rows) == 3 and all(float(r.split("|")[-2]) > 0 for r in rows), out
+    assert "labels only" in rows[1]
     assert len(list((tmp_path / "out" / "labels").rglob("*.png"))) >= 4
