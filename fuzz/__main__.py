@@ -71,8 +71,6 @@ def _spawn(name: str, args: argparse.Namespace, runs: int, seed: int, artifacts:
 
 def _merge(parts: list[dict]) -> dict:
     """One report for a harness run as several jobs: counts add up, time and memory are the worst job's."""
-    if len(parts) == 1:
-        return parts[0]
     merged = dict(parts[0])
     merged["seed"] = [r["seed"] for r in parts]
     for key in ("runs", "accepted", "rejected"):

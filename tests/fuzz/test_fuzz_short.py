@@ -22,14 +22,19 @@ from ..conftest import REPO
 RUNS = 150
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_short_fixed_seed_run_is_clean(name, shared_dir, tmp_path):
+def _fuzz(shared_dir, tmp_path, *args: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """``python -m fuzz ARGS`` as a user runs it; its process and its one JSON report."""
     report_file = tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, "-m", "fuzz", name, "--runs", str(RUNS), "--seed", "0",
-                           "--artifacts", str(tmp_path / "artifacts"), "--json", str(report_file)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600,
+    proc = subprocess.run([sys.executable, "-m", "fuzz", *args, "--artifacts", str(tmp_path / "artifacts"),
+                           "--json", str(report_file)], cwd=REPO, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "LITESEG_SHARED": str(shared_dir), "PYTHONPATH": str(REPO / "src")})
     (report,) = json.loads(report_file.read_text())
+    return proc, report
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_short_fixed_seed_run_is_clean(name, shared_dir, tmp_path):
+    proc, report = _fuzz(shared_dir, tmp_path, name, "--runs", str(RUNS), "--seed", "0")
     assert report["violations"] == [], proc.stdout + proc.stderr[-3000:]
     assert proc.returncode == 0 and report["runs"] == RUNS
     assert report["accepted"] > 0 and report["rejected"] > 0 or name == "image_file"  # both paths are reached
@@ -63,12 +68,7 @@ def test_the_runner_reports_each_kind_of_violation(tmp_path):
 
 
 def test_jobs_split_the_runs_and_merge_the_reports(shared_dir, tmp_path):
-    report_file = tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, "-m", "fuzz", "deploy", "--runs", "41", "--jobs", "2", "--seed", "5",
-                           "--artifacts", str(tmp_path / "artifacts"), "--json", str(report_file)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "LITESEG_SHARED": str(shared_dir), "PYTHONPATH": str(REPO / "src")})
+    proc, report = _fuzz(shared_dir, tmp_path, "deploy", "--runs", "41", "--jobs", "2", "--seed", "5")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (report,) = json.loads(report_file.read_text())
     assert report["runs"] == 41 and report["accepted"] + report["rejected"] == 41
     assert report["seed"] == [5, 6] and report["violations"] == []

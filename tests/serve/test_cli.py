@@ -8,7 +8,9 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import pytest
@@ -40,16 +42,27 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
     raise AssertionError("liteseg serve did not become ready")
 
 
-def test_serve_answers_then_sigterm_lets_in_flight_requests_finish(serve_model_file):
+@contextmanager
+def _serve(model_file: Path, *options: str) -> Iterator[tuple[subprocess.Popen, str, int]]:
+    """``liteseg serve --model MODEL --port P OPTIONS`` in a subprocess, ready; killed on exit if still running."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "liteseg", "serve", "--model", str(serve_model_file), "--port", str(port),
-         "--max-batch", "8", "--max-wait-ms", "4000", "--threads", "1"],
+        [sys.executable, "-m", "liteseg", "serve", "--model", str(model_file), "--port", str(port), *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         _wait_ready(url, proc)
+        yield proc, url, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def test_serve_answers_then_sigterm_lets_in_flight_requests_finish(serve_model_file):
+    with _serve(serve_model_file, "--max-batch", "8", "--max-wait-ms", "4000", "--threads", "1") as (proc, url, port):
         assert httpx.get(f"{url}/v1/model").json()["name"] == serve_model_file.name
         answers: list[httpx.Response] = []
         image = png_bytes(random_image(24, 32))
@@ -72,23 +85,11 @@ def test_serve_answers_then_sigterm_lets_in_flight_requests_finish(serve_model_f
             httpx.get(f"{url}/healthz", timeout=2)
         log = proc.stdout.read()
         assert f"http://127.0.0.1:{port}/" in log and "Finished server process" in log
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
 
 
 def test_serve_with_two_worker_processes(serve_model_file):
     """--workers 2: uvicorn starts two processes, each loading the model from the environment, both serving."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "liteseg", "serve", "--model", str(serve_model_file), "--port", str(port),
-         "--workers", "2", "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    try:
-        _wait_ready(url, proc)
+    with _serve(serve_model_file, "--workers", "2", "--threads", "1") as (proc, url, _):
         image = png_bytes(random_image(24, 32))
         answers = [httpx.post(f"{url}/v1/segment", content=image, headers={"Content-Type": "image/png"}, timeout=60)
                    for _ in range(4)]
@@ -99,11 +100,6 @@ def test_serve_with_two_worker_processes(serve_model_file):
         proc.wait(60)
         log = proc.stdout.read()
         assert log.count("Started server process") == 2, log
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
 
 
 def test_serve_rejects_bad_options_with_one_clear_line(tmp_path, capsys):

@@ -16,6 +16,7 @@ T = TypeVar("T")
 
 _DONE = object()
 
+
 class _Failure:
     def __init__(self, error: BaseException) -> None:
         self.error = error

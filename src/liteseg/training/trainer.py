@@ -84,7 +84,7 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             for key, value in values.items() if old.get(section, {}).get(key) != value]
 
 
-def _init_worker(_: int) -> None:
+def _ignore_sigint_in_worker(_: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the workers
 
 
@@ -283,7 +283,7 @@ class Trainer:
         workers = cfg.data.num_workers
         return DataLoader(data, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
                           pin_memory=self.device.type == "cuda",
-                          worker_init_fn=_init_worker if workers else None)
+                          worker_init_fn=_ignore_sigint_in_worker if workers else None)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         amp = self.config.train.amp
