@@ -2,13 +2,15 @@
 
 Builds PaddleSeg's PPLiteSeg (T or B, 19 classes) with seeded random weights (BN statistics and UAFM _scale
 included, as in ../shared/fixtures), saves the .pdparams and dygraph logits, exports a fixed-shape inference model,
-converts it with paddle2onnx (opset 11), and times Paddle Inference (CPU, oneDNN on) and ONNX Runtime on the
-paddle2onnx model. Writes results.json into --out. Not imported by liteseg; never run in CI.
+converts it with paddle2onnx (opset 11) and writes parity facts into --out/results.json. Then it stays up and
+times blocks of calls on request, so that compare_original.py can interleave them with liteseg's: one line
+``<engine> <warmup> <runs>`` on stdin (engine ``paddle`` = Paddle Inference with oneDNN, ``p2o`` = ONNX Runtime on
+the paddle2onnx model) is answered by one line ``@@ <json list of ms>`` on stdout; ``quit`` ends it.
+Not imported by liteseg; never run in CI.
 """
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -61,7 +63,12 @@ def timed(fn, warmup, runs):
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
-    return {"p50_ms": statistics.median(times), "min_ms": min(times), "runs": runs, "warmup": warmup}
+    return times
+
+
+def reply(payload):
+    sys.stdout.write("@@ " + json.dumps(payload) + "\n")
+    sys.stdout.flush()
 
 
 def main():
@@ -69,8 +76,6 @@ def main():
     p.add_argument("--model", choices=sorted(VARIANTS), required=True)
     p.add_argument("--shape", default="1,3,512,1024")
     p.add_argument("--out", required=True)
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--runs", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=2024)
     args = p.parse_args()
@@ -105,7 +110,6 @@ def main():
 
     paddle_infer = run_paddle()
     results = {"paddle": paddle.__version__, "shape": shape, "threads": args.threads,
-               "paddle_inference_onednn": timed(run_paddle, args.warmup, args.runs),
                "diff_inference_vs_dygraph": float(np.abs(paddle_infer - logits).max())}
 
     onnx_path = os.path.join(args.out, "paddle2onnx.onnx")
@@ -122,11 +126,17 @@ def main():
     sess = ort.InferenceSession(onnx_path, opts, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     ort_out = sess.run(None, {name: x})[0]
-    results["ort_paddle2onnx"] = timed(lambda: sess.run(None, {name: x}), args.warmup, args.runs)
     results["diff_ort_vs_dygraph"] = float(np.abs(ort_out - logits).max())
     results["onnxruntime"] = ort.__version__
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
+    engines = {"paddle": run_paddle, "p2o": lambda: sess.run(None, {name: x})}
+    reply("ready")
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            break
+        reply(timed(engines[words[0]], int(words[1]), int(words[2])))
 
 
 if __name__ == "__main__":

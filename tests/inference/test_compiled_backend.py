@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch._inductor.utils import run_and_get_code
 from torch.nn import functional as F
 
 from liteseg.errors import LitesegError
@@ -53,7 +54,10 @@ def test_compiled_matches_eager_and_keeps_compile_time_apart(tmp_path, monkeypat
     assert compiled.name == "torch-compile"
     x = np.random.RandomState(0).standard_normal((2, 3, 24, 40)).astype(np.float32)
     expected = eager(x)
-    np.testing.assert_allclose(compiled(x), expected, atol=1e-5, rtol=1e-5)
+    out, code = run_and_get_code(compiled, x)
+    np.testing.assert_allclose(out, expected, atol=1e-5, rtol=1e-5)
+    # frozen for real: both convolutions run pre-packed (BatchNorm folded, ReLU fused), none as a plain aten call
+    assert "".join(code).count("mkldnn._convolution_pointwise") >= 2 and "extern_kernels.convolution" not in "".join(code)
     assert list(compiled.compile_seconds) == [(2, 3, 24, 40)] and compiled.compile_seconds[(2, 3, 24, 40)] > 0
     np.testing.assert_allclose(compiled(x), expected, atol=1e-5, rtol=1e-5)
     assert len(compiled.compile_seconds) == 1  # the same shape is not compiled again

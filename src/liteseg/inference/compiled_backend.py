@@ -52,8 +52,7 @@ class CompiledTorchBackend(TorchBackend):
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
-        self.model = torch.compile(self.model, mode=None if mode == "default" else mode,
-                                   options={"freezing": True, "cpp_wrapper": cpp_wrapper})
+        self.model = torch.compile(self.model, mode=None if mode == "default" else mode)
         self.mode, self.cpp_wrapper = mode, cpp_wrapper
         self.compile_seconds: dict[tuple[int, ...], float] = {}
 
@@ -66,7 +65,10 @@ class CompiledTorchBackend(TorchBackend):
             return super().__call__(x)
         start = time.perf_counter()
         try:
-            out = super().__call__(x)
+            # Inductor reads these when it compiles, i.e. during the first call of a shape; passed as
+            # torch.compile(options=...) freezing is silently not applied (torch 2.13): no folding, no prepacking
+            with torch._inductor.config.patch(freezing=True, cpp_wrapper=self.cpp_wrapper):
+                out = super().__call__(x)
         except Exception as e:  # Inductor raises many internal types (missing compiler, codegen failures)
             raise LitesegError(f"torch.compile failed for input {tuple(x.shape)}: {type(e).__name__}: "
                                f"{str(e).splitlines()[0] if str(e) else ''}; use --backend torch-opt or torch "
