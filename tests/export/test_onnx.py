@@ -55,6 +55,8 @@ def test_dynamic_graph_has_runtime_resizes_and_matmul_pooling(dynamic_onnx):
         assert attrs["mode"] == b"linear"
     ops = {n.op_type for n in model.graph.node}
     assert "MatMul" in ops and "GlobalAveragePool" not in ops
+    # the bin bounds are divisions of non-negative sizes: one Div each, no floor-division sign fix-up
+    assert not ops & {"Mod", "Xor", "Not", "Where"}
     dims = model.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims] == ["batch", "", "height", "width"]
     assert model.opset_import[0].version == default_opset()
@@ -155,3 +157,19 @@ def test_existing_file_and_bad_arguments_are_refused(tmp_path, fixture_model):
         export_onnx(fixture_model, tmp_path / "n.onnx", output="scores")
     with pytest.raises(ExportError, match="opset 9"):
         export_onnx(fixture_model, tmp_path / "n.onnx", opset=9)
+
+
+def test_onnx_ab_benchmark_alternates_graphs(dynamic_onnx, fixed_onnx, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "onnx_ab.py"
+    spec = importlib.util.spec_from_file_location("onnx_ab", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(fixed_onnx), str(dynamic_onnx), "--shape", "1,3,256,512", "--calls", "3",
+                        "--threads", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()[2:]
+    assert len(rows) == 2 and rows[0].split()[3] == "1.000x"
+    nodes, diff = int(rows[1].split()[1]), float(rows[1].split()[-1])
+    assert nodes > int(rows[0].split()[1]) and diff <= 1e-4  # the dynamic graph: more nodes, same logits

@@ -12,8 +12,9 @@ def _bin_matrix(size: torch.Tensor | int, bins: int, like: torch.Tensor) -> torc
     """``P[i, h] = 1/(e_i - s_i)`` on bin i's rows ``[floor(i*H/k), ceil((i+1)*H/k))``, else 0."""
     idx = torch.arange(bins, device=like.device).unsqueeze(1)
     pos = torch.arange(size, device=like.device).unsqueeze(0)
-    start = torch.div(idx * size, bins, rounding_mode="floor")
-    end = torch.div((idx + 1) * size + bins - 1, bins, rounding_mode="floor")
+    # operands are >= 0, so truncation is floor division; it exports as one Div (floor adds a sign fix-up: 6 nodes)
+    start = torch.div(idx * size, bins, rounding_mode="trunc")
+    end = torch.div((idx + 1) * size + bins - 1, bins, rounding_mode="trunc")
     inside = (pos >= start) & (pos < end)
     return inside.to(like.dtype) / (end - start).to(like.dtype)
 
