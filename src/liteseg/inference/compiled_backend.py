@@ -35,8 +35,8 @@ class CompiledTorchBackend(TorchBackend):
     """``torch.compile`` (Inductor, ``freezing=True``) of the eval model.
 
     ``mode``: one of :data:`COMPILE_MODES` (``max-autotune*`` benchmarks kernel choices while compiling);
-    ``channels_last``: NHWC weights and activations (default: on for CUDA, off for CPU, where it measured
-    slower); ``cpp_wrapper``: Inductor's C++ wrapper instead of the Python one (less per-call overhead).
+    ``channels_last``: NHWC weights and activations (default: on for CUDA, off for CPU, where it measured no
+    faster); ``cpp_wrapper``: Inductor's C++ wrapper instead of the Python one (less per-call overhead).
     ``half`` runs under autocast like the ``torch`` backend. fp32 outputs match eager to float rounding.
     """
 
