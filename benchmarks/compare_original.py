@@ -42,10 +42,6 @@ def install(venv: Path) -> Path:
     return python
 
 
-def ratio(ours: float, theirs: float) -> str:
-    return f"{ours / theirs:.2f}x"
-
-
 def calibration_images(folder: Path | None, count: int, shape: list[int], out: Path) -> list[Path]:
     """Calibration images for INT8: real images from ``folder`` if given, else seeded noise images."""
     if folder is not None:
@@ -113,12 +109,12 @@ def summarise(series: dict[str, list[list[float]]], diffs: dict[str, float]) -> 
     rows = {}
     for label, blocks in series.items():
         calls = np.concatenate(blocks)
-        rows[label] = {"p50_ms": float(np.median(calls)), "min_ms": float(calls.min()),
-                       "vs_paddle": float(np.median(medians[label] / medians[PADDLE])),
-                       "vs_p2o": float(np.median(medians[label] / medians[P2O])),
-                       "vs_paddle_range": [float(v) for v in np.percentile(medians[label] / medians[PADDLE], [0, 100])],
-                       "vs_p2o_range": [float(v) for v in np.percentile(medians[label] / medians[P2O], [0, 100])],
-                       "max_abs_diff": diffs.get(label, float("nan")), "round_medians_ms": medians[label].tolist()}
+        row = {"p50_ms": float(np.median(calls)), "min_ms": float(calls.min()),
+               "max_abs_diff": diffs.get(label, float("nan")), "round_medians_ms": medians[label].tolist()}
+        for key, reference in (("vs_paddle", PADDLE), ("vs_p2o", P2O)):
+            paired = medians[label] / medians[reference]
+            row[key], row[f"{key}_range"] = float(np.median(paired)), [float(paired.min()), float(paired.max())]
+        rows[label] = row
     return rows
 
 

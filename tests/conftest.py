@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -28,6 +29,14 @@ def _require(path: Path) -> Path:
     if not path.exists():
         _missing(f"{path} not available", "CI must run with ../shared beside the checkout")
     return path
+
+
+def load_benchmark(name: str) -> Any:
+    """``benchmarks/<name>.py`` imported as a module (the scripts are not a package), to call its functions."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def require_module(name: str) -> Any:

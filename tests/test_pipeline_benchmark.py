@@ -1,16 +1,11 @@
 """``benchmarks/pipeline.py --dry-run`` works end to end (a tiny run; timings are not checked)."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "pipeline.py"
+from .conftest import load_benchmark
 
 
 def test_pipeline_benchmark_dry_run(camvid_dir, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("pipeline_bench", BENCH)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("pipeline")
     assert bench.main(["--dry-run", "--backends", "torch", "--camvid", str(camvid_dir), "--work", str(tmp_path),
                        "--cases", "folder,labels,val"]) == 0
     out = capsys.readouterr().out

@@ -2,22 +2,17 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import stat
 import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from ..conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("compare_original", REPO / "benchmarks" / "compare_original.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("compare_original")
 
 
 def _args(**kw) -> argparse.Namespace:
@@ -61,9 +56,16 @@ def test_ratios_pair_blocks_of_the_same_round_so_drift_cancels(compare):
     assert rows["liteseg x"]["vs_paddle_range"] == pytest.approx([0.8 / 3, 0.8 * 3])
 
 
-def test_paddle_side_protocol_skips_other_output(compare, tmp_path):
+def _fake_python(tmp_path, body: str):
+    """An executable standing in for the Paddle venv's python: it ignores its arguments and runs ``body``."""
     fake = tmp_path / "fake_python"
-    fake.write_text(f"#!{sys.executable}\n" + """import json, sys
+    fake.write_text(f"#!{sys.executable}\n{body}")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    return fake
+
+
+def test_paddle_side_protocol_skips_other_output(compare, tmp_path):
+    fake = _fake_python(tmp_path, """import json, sys
 print("W1201 paddle noise on stdout")
 print("@@ " + json.dumps("ready"), flush=True)
 for line in sys.stdin:
@@ -73,7 +75,6 @@ for line in sys.stdin:
     print("I1201 more noise", flush=True)
     print("@@ " + json.dumps([float(len(words[0]))] * int(words[2])), flush=True)
 """)
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     side = compare.PaddleSide(fake, "t", _args(), tmp_path)
     assert side.block("paddle", 1, 3) == [6.0, 6.0, 6.0]
     assert side.block("p2o", 1, 2) == [3.0, 3.0]
@@ -82,8 +83,6 @@ for line in sys.stdin:
 
 
 def test_paddle_side_that_dies_is_a_clear_error(compare, tmp_path):
-    fake = tmp_path / "fake_python"
-    fake.write_text(f"#!{sys.executable}\nimport sys\nprint('no paddle here')\nsys.exit(3)\n")
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    fake = _fake_python(tmp_path, "import sys\nprint('no paddle here')\nsys.exit(3)\n")
     with pytest.raises(RuntimeError, match="exit code 3"):
         compare.PaddleSide(fake, "t", _args(), tmp_path)

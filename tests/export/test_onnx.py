@@ -9,7 +9,7 @@ from liteseg.inference.backends import create_backend
 from liteseg.errors import LitesegError
 from liteseg.export.onnx import ExportError, default_opset, export_onnx, ort_session, parse_shape
 
-from ..conftest import require_module
+from ..conftest import load_benchmark, require_module
 
 onnx = require_module("onnx")
 
@@ -160,13 +160,7 @@ def test_existing_file_and_bad_arguments_are_refused(tmp_path, fixture_model):
 
 
 def test_onnx_ab_benchmark_alternates_graphs(dynamic_onnx, fixed_onnx, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "onnx_ab.py"
-    spec = importlib.util.spec_from_file_location("onnx_ab", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("onnx_ab")
     assert module.main([str(fixed_onnx), str(dynamic_onnx), "--shape", "1,3,256,512", "--calls", "3",
                         "--threads", "1"]) == 0
     rows = capsys.readouterr().out.splitlines()[2:]

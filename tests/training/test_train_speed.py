@@ -1,14 +1,13 @@
 """The faster training defaults keep the numbers: foreach SGD vs the per-tensor loop, and the speed script."""
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
 from liteseg.config import load_config
 from liteseg.training.trainer import Trainer
 
-from .train_helpers import REPO, TINY, assert_same_state, final_state, overrides
+from ..conftest import load_benchmark
+from .train_helpers import TINY, assert_same_state, final_state, overrides
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,9 +27,7 @@ def test_foreach_sgd_is_the_default_and_bitwise_identical(camvid_subset, tmp_pat
 
 @pytest.mark.slow
 def test_train_speed_script_dry_run(camvid_dir, tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("train_speed", REPO / "benchmarks" / "train_speed.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("train_speed")
     out = tmp_path / "speed.json"
     assert module.main(["--dry-run", "--out", str(out), f"data.train=camvid:{camvid_dir}",
                         f"data.val=camvid:{camvid_dir}"]) == 0
