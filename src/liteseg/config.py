@@ -41,7 +41,11 @@ class DataConfig:
     val_scale: float = 1.0  # test scale of the periodic evaluation (PaddleSeg aug_eval scales)
     val_limit: int = 0  # evaluate on the first N val images only (0 = all); for quick periodic checks
     class_names: list[str] | None = None  # list:/folders: datasets only (camvid/cityscapes know theirs)
-    ignore_index: int = 255  # list:/folders: datasets only
+    ignore_index: int = 255  # list:/folders:/camvid: datasets (Cityscapes trainIds fix 255)
+    label_map: dict[int, int] | None = None  # list:/folders: raw mask value -> class, e.g. {255: 1} for 0/255 masks
+    palette: list[list[int]] | None = None  # one [r, g, b] per class (list:/folders:); default: generated
+    skip_bad: bool = False  # leave unusable samples out (logged) instead of stopping
+    allow: list[str] = field(default_factory=list)  # data-check findings to train despite, e.g. [jpeg_masks]
     batch_size: int = 4  # per process (PaddleSeg batch_size is per GPU)
     num_workers: int = 0
 
@@ -98,7 +102,8 @@ class LossConfig:
     thresh: float = 0.7
     min_kept: int = 130000  # per process, like PaddleSeg (per GPU)
     coefs: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # ignore index: the dataset's
-    class_weights: list[float] | None = None  # one per class: a weighted mean over the pixels (PaddleSeg CE weight)
+    # one per class: a weighted mean over the pixels (PaddleSeg CE weight); "auto": from the train histogram
+    class_weights: list[float] | str | None = None
 
 
 @dataclass
@@ -179,9 +184,15 @@ class Config:
             (self.loss.type in ("ohem", "ce"), "loss.type", f"must be ohem or ce, got {self.loss.type!r}"),
             (len(self.loss.coefs) > 0, "loss.coefs", "needs one coefficient per model output"),
             (0 < self.loss.thresh <= 1, "loss.thresh", f"must be in (0, 1], got {self.loss.thresh}"),
-            (self.loss.class_weights is None or (len(self.loss.class_weights) > 0
-                                                 and all(w > 0 for w in self.loss.class_weights)),
-             "loss.class_weights", f"must be null or one positive number per class, got {self.loss.class_weights}"),
+            (self.loss.class_weights in (None, "auto") or (isinstance(self.loss.class_weights, list)
+                                                           and len(self.loss.class_weights) > 0
+                                                           and all(w > 0 for w in self.loss.class_weights)),
+             "loss.class_weights", f"must be null, auto or one positive number per class, got "
+                                   f"{self.loss.class_weights!r}"),
+            (self.data.palette is None or all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in self.data.palette),
+             "data.palette", f"must be null or one [r, g, b] (0-255) per class, got {self.data.palette}"),
+            (self.data.label_map is None or all(0 <= k <= 255 and 0 <= v <= 255 for k, v in self.data.label_map.items()),
+             "data.label_map", f"must map mask values 0-255 to classes 0-255, got {self.data.label_map}"),
         ]
         for ok, key, message in checks:
             if not ok:
@@ -209,7 +220,17 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(value, inner[0], key, where)
+        for alternative in inner[:-1]:  # the first alternative that takes the value, e.g. list[float] | str
+            try:
+                return _coerce(value, alternative, key, where)
+            except ConfigError:
+                pass
+        return _coerce(value, inner[-1], key, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {key} must be a mapping such as {{255: 1}}, got {value!r}")
+        return {_coerce(int(k) if isinstance(k, str) and k.strip().isdigit() else k, args[0], f"{key} key", where):
+                _coerce(v, args[1], f"{key}[{k}]", where) for k, v in value.items()}
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: {key} must be a list, got {value!r}")
@@ -233,6 +254,7 @@ def _coerce(value: Any, hint: Any, key: str, where: str) -> Any:
     elif hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
+
     type_name = getattr(hint, "__name__", str(hint))
     raise ConfigError(f"{where}: {key} must be {type_name}, got {value!r}")
 

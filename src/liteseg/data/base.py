@@ -104,8 +104,9 @@ class SegDataset(Dataset):
         if bad:
             raise DatasetError(
                 f"{sample.label}: label values {[int(v) for v in bad]} are outside the {self.num_classes} classes "
-                f"(0-{self.num_classes - 1}) and the ignore index {self.ignore_index}; fix the labels, give a label "
-                f"remap table or the right ignore index, or pass --skip-bad to leave such samples out")
+                f"(0-{self.num_classes - 1}) and the ignore index {self.ignore_index}; fix the labels, remap the values "
+                f"(data.label_map, e.g. {{255: 1}}) or set the right data.ignore_index, or leave such samples out "
+                f"(liteseg train: data.skip_bad=true; liteseg val: --skip-bad)")
 
     def check_sample(self, index: int) -> str | None:
         """Why sample ``index`` is unusable (missing file, size mismatch, bad label values), or None if it is fine."""
@@ -139,7 +140,8 @@ class SegDataset(Dataset):
             listed = "\n  ".join(msg for _, msg in problems[:5])
             more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
             raise DatasetError(f"{len(problems)} of {len(self.samples)} samples of {self.name or 'the dataset'} are "
-                               f"unusable (pass --skip-bad / skip_bad=True to leave them out):\n  {listed}{more}")
+                               f"unusable (to leave them out: data.skip_bad=true for liteseg train, --skip-bad for "
+                               f"liteseg val, skip_bad=True in Python):\n  {listed}{more}")
         for i, msg in problems:
             log.warning("skipping %s: %s", self.samples[i].image, msg)
             self.skipped.append((self.samples[i].image, msg))

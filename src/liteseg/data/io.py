@@ -31,18 +31,39 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise DatasetError(str(e)) from None
 
 
+def _grey_channel(path: str | os.PathLike, rgb: np.ndarray) -> np.ndarray:
+    """The class indices of an RGB mask whose channels are equal (R=G=B, as ``cv2.imwrite`` writes a 3-channel
+    array); a colour mask is refused, since its colours are not class indices."""
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+        return np.ascontiguousarray(rgb[..., 0])
+    raise DatasetError(f"{path}: label is a colour (RGB) image; labels must be single-channel class-index maps "
+                       f"(mode L or P): map each colour to its class index and save it as an 8-bit PNG")
+
+
+def label_file_info(path: str | os.PathLike) -> tuple[str, str]:
+    """(format, mode) of a label file from its header, e.g. ("PNG", "L") or ("JPEG", "RGB")."""
+    try:
+        with Image.open(path) as img:
+            return img.format or "", img.mode
+    except (FileNotFoundError, UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError):
+        return "", ""
+
+
 def read_label(path: str | os.PathLike) -> np.ndarray:
     """Decode a label map as uint8 ``[H, W]`` class indices, without any colour conversion.
 
-    Palette ("P") PNGs give their palette indices, as in PaddleSeg. Colour labels are refused: convert them to
-    index maps first.
+    Palette ("P") PNGs give their palette indices, as in PaddleSeg. Grey RGB masks (R=G=B) give their one channel;
+    colour labels are refused: convert them to index maps first.
     """
     try:
         with open_image(path) as img:
-            if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
+            if img.mode in ("RGB", "RGBA"):
+                label = _grey_channel(path, np.asarray(img.convert("RGB")))
+            elif img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L", "1"):
                 raise DatasetError(f"{path}: label is a {img.mode} image; labels must be single-channel class-index "
-                                   f"maps (mode L or P), not colour images")
-            label = np.asarray(img)
+                                   f"maps (mode L or P)")
+            else:
+                label = np.asarray(img)
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
     except MemoryError:
