@@ -31,7 +31,7 @@ def _write_stdc_pdparams(path, backbone) -> dict:
 
 def test_imagenet_backbone_loads_by_name_and_shape(tmp_path):
     state = _write_stdc_pdparams(tmp_path / "PP_STDCNet1.pdparams", stdc1())
-    model, notes = build_train_model("pp_liteseg_t", 11, backbone_pretrained=str(tmp_path / "PP_STDCNet1.pdparams"))
+    model, notes, _ = build_train_model("pp_liteseg_t", 11, backbone_pretrained=str(tmp_path / "PP_STDCNet1.pdparams"))
     loaded = model.backbone.state_dict()
     np.testing.assert_array_equal(loaded["features.0.conv.weight"].numpy(), state["features.0.conv.weight"])
     np.testing.assert_array_equal(loaded["features.0.bn.running_var"].numpy(), state["features.0.bn._variance"])
@@ -54,7 +54,7 @@ def test_wrong_backbone_variant_fails(tmp_path):
 def test_finetune_full_model_to_new_classes(tmp_path):
     source = create_model("pp_liteseg_t", num_classes=19)
     torch.save({"model": source.state_dict()}, tmp_path / "cityscapes.pt")
-    model, notes = build_train_model("pp_liteseg_t", 5, pretrained=str(tmp_path / "cityscapes.pt"))
+    model, notes, _ = build_train_model("pp_liteseg_t", 5, pretrained=str(tmp_path / "cityscapes.pt"))
     assert model.seg_heads[0].conv_out.weight.shape[0] == 5 and model.training
     assert torch.equal(model.backbone.features[0].conv.weight, source.backbone.features[0].conv.weight)
     assert "re-initialised" in notes[0] and "seg_heads.0.conv_out.weight" in notes[0]

@@ -36,6 +36,25 @@ def build_dataset(spec: str, split: str = "val", **kw: Any) -> SegDataset:
     raise DatasetError(f"dataset {spec!r}: unknown kind {kind!r}; expected one of {', '.join(SPEC_FORMS)}")
 
 
-__all__ = ["build_dataset", "SegDataset", "Sample", "CityscapesDataset", "CamVidDataset", "ListDataset",
+def dataset_options(data: Any, spec: str) -> dict[str, Any]:
+    """:func:`build_dataset` keywords for ``spec`` from a ``DataConfig`` (class names, ignore index, label map,
+    palette); a DatasetError for an option the dataset kind cannot take."""
+    kind = spec.partition(":")[0].lower()
+    custom = kind in ("list", "folders")
+    options: dict[str, Any] = {}
+    if data.class_names:
+        options["class_names"] = data.class_names
+    if custom or kind == "camvid":
+        options["ignore_index"] = data.ignore_index
+    for key in ("label_map", "palette"):
+        value = getattr(data, key)
+        if value is not None and not custom:
+            raise DatasetError(f"data.{key} applies to list:/folders: datasets; {spec} has fixed classes")
+        if value is not None:
+            options[key] = value
+    return options
+
+
+__all__ = ["build_dataset", "dataset_options", "SegDataset", "Sample", "CityscapesDataset", "CamVidDataset", "ListDataset",
            "FolderDataset", "labelids_to_trainids", "trainids_to_labelids", "label_lut", "read_image", "read_label",
            "DatasetError"]

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 BEST_NAME = "best_model.pt"
+FINAL_NAME = "final_model.pt"  # the weights (EMA when enabled) at train.iters, with the config and metadata
 _ITER_FILE = re.compile(r"^iter_(\d+)\.pt$")
 
 

@@ -46,17 +46,21 @@ def load_backbone_pdparams(backbone: nn.Module, path: str | os.PathLike) -> Load
 
 
 def build_train_model(name: str, num_classes: int, *, pretrained: str | None = None,
-                      backbone_pretrained: str | None = None) -> tuple[nn.Module, list[str]]:
-    """The model to train and a human-readable account of what was loaded from where."""
+                      backbone_pretrained: str | None = None) -> tuple[nn.Module, list[str], str]:
+    """The model to train, a human-readable account of what was loaded from where, and the licence of the starting
+    weights (a fine-tuned model inherits it; empty for a random start or when the file names none)."""
     notes: list[str] = []
+    license = ""
     if pretrained:
         loaded = load(pretrained, arch=name, num_classes=num_classes, reinit_head=True)
         model = loaded.model
-        notes.append(f"model weights from {pretrained}: {loaded.report.summary()}")
+        license = loaded.meta.license
+        notes.append(f"model weights from {pretrained}: {loaded.report.summary()}"
+                     + (f"; their licence ({license}) applies to the fine-tuned model" if license else ""))
     else:
         model = create_model(name, num_classes=num_classes)
         notes.append(f"{name}: random initialisation (PaddleSeg scheme), {num_classes} classes")
     if backbone_pretrained:
         report = load_backbone_pdparams(model.backbone, backbone_pretrained)
         notes.append(f"backbone weights from {backbone_pretrained}: {report.summary()}")
-    return model.train(), notes
+    return model.train(), notes, license

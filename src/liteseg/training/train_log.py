@@ -13,7 +13,12 @@ from ..utils.plots import figure
 
 
 TRAIN_FIELDS = ["iter", "epoch", "loss", "loss_main", "loss_aux16", "loss_aux32", "lr", "images_per_s", "elapsed_s"]
-EVAL_FIELDS = ["iter", "miou", "acc", "kappa", "best_miou", "best_iter"]
+EVAL_FIELDS = ["iter", "miou", "acc", "kappa", "best_miou", "best_iter"]  # then one iou_<class name> per class
+
+
+def iou_field(class_name: str) -> str:
+    """The eval-log column of a class's IoU: ``iou_`` + its name (commas and spaces as ``_``)."""
+    return "iou_" + "".join(ch if ch.isalnum() or ch in "-." else "_" for ch in class_name)
 
 
 class CSVLog:
@@ -64,10 +69,20 @@ def tensorboard_writer(log_dir: str | Path) -> Any:
 
 
 def plot_curves(train_csv: str | Path, eval_csv: str | Path, out: str | Path) -> Path:
-    """PNG with the training loss and val mIoU over iterations."""
+    """PNG with the training loss and val mIoU over iterations, and below them the IoU of each class."""
     train, evals = read_csv(train_csv), read_csv(eval_csv)
-    fig = figure(8, 4.5, dpi=100, purpose="train.plot (training curves)")
-    ax = fig.add_subplot()
+    classes = [k for k in (evals[0] if evals else {}) if k.startswith("iou_")]
+    fig = figure(8, 8 if classes else 4.5, dpi=100, purpose="train.plot (training curves)")
+    ax = fig.add_subplot(2, 1, 1) if classes else fig.add_subplot()
+    if classes:
+        per_class = fig.add_subplot(2, 1, 2)
+        for key in classes:
+            per_class.plot([r["iter"] for r in evals], [r.get(key, float("nan")) for r in evals], "o-", ms=3,
+                           lw=1, label=key[4:])
+        per_class.set_xlabel("iteration")
+        per_class.set_ylabel("val IoU per class")
+        per_class.grid(alpha=0.3)
+        per_class.legend(fontsize=7, ncol=max(1, len(classes) // 8), loc="best")
     if train:
         ax.plot([r["iter"] for r in train], [r["loss"] for r in train], color="tab:blue", lw=1, label="train loss")
     ax.set_xlabel("iteration")

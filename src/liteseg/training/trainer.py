@@ -18,12 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ..config import Config, config_from_dict
 from ..data.sampling import AugmentedDataset, IterationBatchSampler, build_train_transforms, collate
+from ..data import dataset_options
+from ..data.check import CODES, DataReport, auto_class_weights, scan_dataset
 from ..data.loader_workers import restore_sigchld
 from ..data.transforms import Normalize
 from ..errors import LitesegError
@@ -36,7 +39,9 @@ from .distributed import DistInfo, all_reduce_sum, barrier, convert_sync_batchno
 from .losses import CrossEntropyLoss, MultiHeadLoss, OhemCrossEntropyLoss
 from .schedulers import WarmupPolyLR
 from .starting_points import build_train_model
-from .train_log import EVAL_FIELDS, TRAIN_FIELDS, CSVLog, plot_curves, require_tensorboard, tensorboard_writer
+from .data_plots import label_chart, sample_sheet
+from .train_log import (EVAL_FIELDS, TRAIN_FIELDS, CSVLog, iou_field, plot_curves, require_tensorboard,
+                        tensorboard_writer)
 
 log = logging.getLogger(__name__)
 
@@ -116,20 +121,22 @@ class Trainer:
             log.warning("warning: train.plot: the training curves need matplotlib (%s); the CSV logs are written "
                         "and the curves left out", PLOT_INSTALL)
         self.plot = cfg.train.plot and have_matplotlib()
+        built = train_set is None
         self.train_set, self.val_set = self._datasets(train_set, val_set)
+        self.data_report = self._check_data(self.train_set) if built else None
         num_classes = cfg.model.num_classes or self.train_set.num_classes
         if num_classes != self.train_set.num_classes:
             raise TrainingError(f"model.num_classes={num_classes} but the training data has "
                                 f"{self.train_set.num_classes} classes")
         torch.manual_seed(cfg.train.seed)
-        model, self.notes = build_train_model(cfg.model.name, num_classes, pretrained=cfg.model.pretrained,
-                                              backbone_pretrained=cfg.model.backbone_pretrained)
+        model, self.notes, license = build_train_model(cfg.model.name, num_classes, pretrained=cfg.model.pretrained,
+                                                       backbone_pretrained=cfg.model.backbone_pretrained)
         self.meta = ModelMeta(arch=cfg.model.name, num_classes=num_classes, config=dict(model.config),
                               class_names=list(self.train_set.class_names),
                               palette=[[int(v) for v in rgb] for rgb in self.train_set.palette],
                               mean=list(cfg.augment.mean),
                               std=list(cfg.augment.std), ignore_index=self.train_set.ignore_index,
-                              source=str(self.output_dir), source_format="liteseg-train",
+                              source=str(self.output_dir), source_format="liteseg-train", license=license,
                               extra={"training_config": config.to_dict()})
         if self.dist.enabled and cfg.train.sync_bn:
             model = convert_sync_batchnorm(model, self.device.type)
@@ -144,7 +151,7 @@ class Trainer:
         self.scheduler = WarmupPolyLR(self.optimizer, iters=cfg.train.iters, warmup_iters=s.warmup_iters,
                                       warmup_start_lr=s.warmup_start_lr, power=s.power, end_lr=s.end_lr,
                                       horizon=s.horizon)
-        weights = cfg.loss.class_weights
+        weights = self._class_weights()
         if weights is not None and len(weights) != num_classes:
             raise TrainingError(f"loss.class_weights has {len(weights)} values for {num_classes} classes "
                                 f"({', '.join(self.train_set.class_names[:4])}, ...); give one weight per class")
@@ -188,19 +195,47 @@ class Trainer:
         from ..data import build_dataset
 
         d = self.config.data
-        extra: dict[str, Any] = {}
-        if d.class_names:
-            extra["class_names"] = d.class_names
-        if d.train.split(":", 1)[0].lower() in ("list", "folders"):
-            extra["ignore_index"] = d.ignore_index
+        unknown = sorted(set(d.allow) - set(CODES))
+        if unknown:
+            raise TrainingError(f"data.allow names unknown checks {unknown}; the checks are {', '.join(CODES)}")
         if train_set is None:
-            train_set = build_dataset(d.train, split=d.train_split, **extra).validate()
+            train_set = build_dataset(d.train, split=d.train_split, **dataset_options(d, d.train))
         if val_set is None and self.config.train.eval_interval > 0:
-            val_set = build_dataset(d.val or d.train, split=d.val_split, **extra)
+            val_set = build_dataset(d.val or d.train, split=d.val_split, **dataset_options(d, d.val or d.train))
             if d.val_limit:
                 val_set.samples = val_set.samples[:d.val_limit]
-            val_set.validate()
+            val_set.validate(skip_bad=d.skip_bad)
         return train_set, val_set
+
+    def _check_data(self, train_set: Any) -> DataReport | None:
+        """Scan the training masks (statistics and classic mistakes); stop on a fatal finding not in data.allow."""
+        d = self.config.data
+        report = scan_dataset(train_set)
+        if self.dist.is_main:
+            log.info("%s", report.format())
+        fatal = report.fatal([*d.allow, *(["bad_samples"] if d.skip_bad else [])])
+        if fatal:
+            codes = ", ".join(f.code for f in fatal)
+            raise TrainingError(f"training stopped: the training data would make it meaningless or wrong:\n"
+                                + "\n".join(f"  [{f.code}] {f.message}" for f in fatal)
+                                + f"\nFix the data (liteseg data check {d.train} shows the details), or train anyway "
+                                  f"with data.allow=[{codes}]")
+        train_set.validate(skip_bad=d.skip_bad)
+        return report
+
+    def _class_weights(self) -> list[float] | None:
+        weights = self.config.loss.class_weights
+        if weights != "auto":
+            return weights
+        if self.data_report is None:
+            raise TrainingError("loss.class_weights=auto needs the class histogram of the training data, which is "
+                                "computed for datasets named in data.train only")
+        auto = auto_class_weights(self.data_report.pixels)
+        if self.dist.is_main:
+            log.info("loss.class_weights=auto: w_c = 1/ln(1.02 + p_c), p_c = share of class c among the labelled "
+                     "training pixels, scaled to a pixel-weighted mean of 1: %s",
+                     ", ".join(f"{n} {w:.3g}" for n, w in zip(self.train_set.class_names, auto)))
+        return auto
 
     def _restore(self, path: Path) -> None:
         state = ckpt.load_checkpoint(path)
@@ -269,7 +304,9 @@ class Trainer:
 
         result = evaluate(self.eval_model, self.val_set, scales=(self.config.data.val_scale,), progress=False,
                           meta=self.meta)
-        return {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
+        metrics = {k: float(v) for k, v in result.metrics.items() if isinstance(v, (int, float))}
+        metrics.update((iou_field(n), float(v)) for n, v in zip(self.meta.class_names, result.metrics["class_iou"]))
+        return metrics
 
     # -- the loop ----------------------------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
@@ -349,9 +386,12 @@ class Trainer:
             atomic_write_bytes(self.output_dir / "config.yaml", cfg.to_yaml().encode())
             for note in self.notes:
                 log.info("%s", note)
+            if self.resume_path is None:
+                self._describe_data()
         resumed = self.start_iter if self.resume_path is not None else None
+        eval_fields = EVAL_FIELDS + [iou_field(n) for n in self.train_set.class_names]
         train_csv = CSVLog(self.output_dir / "train_log.csv", TRAIN_FIELDS, resumed) if info.is_main else None
-        eval_csv = CSVLog(self.output_dir / "eval_log.csv", EVAL_FIELDS, resumed) if info.is_main else None
+        eval_csv = CSVLog(self.output_dir / "eval_log.csv", eval_fields, resumed) if info.is_main else None
         writer = tensorboard_writer(self.output_dir / "tensorboard") if tc.tensorboard and info.is_main else None
         images_per_iter = cfg.data.batch_size * tc.accum_steps * info.world_size
         bar = self._progress_bar()
@@ -396,12 +436,35 @@ class Trainer:
             if writer is not None:
                 writer.close()
         seconds = time.perf_counter() - start_time
+        if info.is_main and not interrupted and done == tc.iters:
+            final = {"model": self.eval_model.state_dict(), "iteration": done, "config": cfg.to_dict(),
+                     "meta": self.meta.to_dict()}
+            log.info("wrote %s", ckpt.save_checkpoint(final, self.output_dir / ckpt.FINAL_NAME))
         if info.is_main and self.plot and not interrupted:
             png = plot_curves(self.output_dir / "train_log.csv", self.output_dir / "eval_log.csv",
                               self.output_dir / "training_curves.png")
             log.info("wrote %s", png)
         speed = images_per_iter * (done - self.start_iter) / max(seconds, 1e-9)
         return TrainResult(done, interrupted, self.best_miou, self.best_iter, self.output_dir, seconds, speed)
+
+    def _describe_data(self) -> None:
+        """data_check.txt, the class histogram chart and a sheet of the first iteration's augmented samples."""
+        if self.data_report is not None:
+            atomic_write_bytes(self.output_dir / "data_check.txt", (self.data_report.format() + "\n").encode())
+            if self.plot:
+                label_chart(self.data_report, self.meta.palette, self.output_dir / "labels.png")
+        cfg = self.config
+        transforms = build_train_transforms(cfg.augment)
+        sampler = IterationBatchSampler(len(self.train_set), cfg.data.batch_size * cfg.train.accum_steps,
+                                        cfg.train.iters, seed=cfg.train.seed)
+        samples = []
+        for index, t, position in next(iter(sampler))[:16]:
+            item = self.train_set[index]
+            samples.append(transforms(item["image"], item["label"], np.random.default_rng((cfg.train.seed, t,
+                                                                                            position))))
+        path = sample_sheet(samples, self.meta.palette, self.train_set.ignore_index,
+                            self.output_dir / "train_batch0.jpg")
+        log.info("wrote %s (augmented samples of iteration 1 with their masks; ignored pixels white)", path)
 
     def _diverged(self, iteration: int, loss: torch.Tensor) -> None:
         found = ckpt.list_checkpoints(self.output_dir)
@@ -443,12 +506,15 @@ class Trainer:
                         "config": self.config.to_dict(), "meta": self.meta.to_dict()}
                 ckpt.save_checkpoint(best, self.output_dir / ckpt.BEST_NAME)
             row = {"iter": iteration, "miou": miou, "acc": metrics.get("acc"), "kappa": metrics.get("kappa"),
-                   "best_miou": self.best_miou, "best_iter": self.best_iter}
+                   "best_miou": self.best_miou, "best_iter": self.best_iter,
+                   **{k: v for k, v in metrics.items() if k.startswith("iou_")}}
             if csv_log is not None:
                 csv_log.write(row)
             if writer is not None:
                 writer.add_scalar("val/miou", miou, iteration)
-            log.info("\niter %d: val mIoU %.4f (best %.4f at %d)", iteration, miou, self.best_miou, self.best_iter)
+            log.info("\niter %d: val mIoU %.4f (best %.4f at %d)\n  IoU per class: %s", iteration, miou,
+                     self.best_miou, self.best_iter,
+                     ", ".join(f"{n} {metrics[iou_field(n)]:.3f}" for n in self.meta.class_names))
         if self.dist.enabled:
             best = torch.tensor([self.best_miou or -1.0, self.best_iter or -1], dtype=torch.float64)
             torch.distributed.broadcast(best, 0)
