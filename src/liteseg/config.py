@@ -323,15 +323,32 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     return parts[0], parts[1], value
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults <- YAML file (and its ``_base_`` chain) <- ``key=value`` overrides; validated."""
+def load_config(path: str | os.PathLike | None = None, overrides: list[str] | tuple[str, ...] = (),
+                base: dict[str, Any] | None = None) -> Config:
+    """Defaults <- ``base`` (e.g. a run's saved config) <- YAML file (and its ``_base_`` chain) <- ``key=value``
+    overrides; validated."""
     config = Config()
+    if base is not None:
+        _apply(config, base, "saved config")
     if path is not None:
         _apply(config, _read_yaml(Path(path)), os.fspath(path))
     for text in overrides:
         section, key, value = parse_override(text)
         _apply(config, {section: {key: value}}, "command line")
     return config.validate()
+
+
+def output_dir_of(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> str:
+    """``train.output_dir`` as the overrides, else the YAML file, else the default set it (nothing else is read)."""
+    for text in reversed(overrides):
+        section, key, value = parse_override(text)
+        if (section, key) == ("train", "output_dir"):
+            return str(value)
+    if path is not None:
+        value = (_read_yaml(Path(path)).get("train") or {}).get("output_dir")
+        if value is not None:
+            return str(value)
+    return TrainConfig().output_dir
 
 
 def config_from_dict(data: dict[str, Any], where: str = "config") -> Config:

@@ -1,6 +1,7 @@
 """The training loop on a small CamVid subset: learning, exact resume (SIGKILL, Ctrl-C), NaN stop, outputs."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 import liteseg
+from liteseg.cli.main import main
 from liteseg.config import load_config
 from liteseg.training import checkpoint as ckpt
 from liteseg.training.train_log import read_csv
@@ -60,7 +62,7 @@ def test_sigkill_then_resume_is_bitwise_identical_with_workers(camvid_subset, re
     assert iters == list(range(1, 9))  # rows after the checkpoint were dropped and written again
 
 
-def test_ctrl_c_saves_then_resume_is_bitwise_identical(camvid_subset, reference, tmp_path, monkeypatch):
+def test_ctrl_c_saves_then_resume_is_bitwise_identical(camvid_subset, reference, tmp_path, monkeypatch, caplog):
     cfg = load_config(TINY, overrides(camvid_subset, tmp_path))
     trainer = Trainer(cfg, progress=False)
     step = trainer.train_step
@@ -77,9 +79,15 @@ def test_ctrl_c_saves_then_resume_is_bitwise_identical(camvid_subset, reference,
     assert result.interrupted and result.iteration == 3
     assert ckpt.list_checkpoints(tmp_path)[-1][0] == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    resumed = Trainer(cfg, resume="auto", progress=False).fit()
-    assert resumed.iteration == 8 and not resumed.interrupted
+    # resumed from the command line as a user would, naming only the YAML and the run: the run's saved settings
+    # (data, batch 2, 64x64 crops, ...) continue, not the YAML's (full CamVid, batch 4, 128x128); a change may
+    # follow --resume and is reported
+    caplog.set_level(logging.INFO)
+    assert main(["train", "-c", str(TINY), f"train.output_dir={tmp_path}", "--no-progress", "--resume", "auto",
+                 "train.log_interval=2"]) == 0
     assert_same_state(final_state(tmp_path), reference)
+    assert "train.log_interval: 1 -> 2" in caplog.text and "its values are not re-read" in caplog.text
+    assert load_config(tmp_path / "config.yaml").data.batch_size == 2
 
 
 def test_nan_loss_stops_before_the_update(camvid_subset, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Any
 
 from ..config import load_config, valid_keys
 
@@ -17,16 +18,31 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "under torchrun for multi-GPU / multi-node training. Valid keys: " + ", ".join(valid_keys()))
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. train.iters=1000")
     p.add_argument("-c", "--config", help="YAML config (see configs/); without it the built-in defaults apply")
-    p.add_argument("--resume", metavar="PATH|auto",
-                   help="continue from a checkpoint, or 'auto' for the newest one in train.output_dir")
+    p.add_argument("--resume", nargs="+", action=_Resume, metavar=("PATH|auto", "KEY=VALUE"),
+                   help="continue from a checkpoint, or 'auto' for the newest one in train.output_dir, with the "
+                        "run's saved config (-c only locates the run); KEY=VALUE changes may follow and are logged")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, resume=None, resume_overrides=[])
+
+
+class _Resume(argparse.Action):
+    """``--resume PATH|auto [KEY=VALUE ...]``: overrides may follow the checkpoint."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if "=" in values[0]:
+            parser.error(f"--resume takes the checkpoint (a path or auto) first, then KEY=VALUE changes; got "
+                         f"{values[0]!r}")
+        namespace.resume, namespace.resume_overrides = values[0], list(values[1:])
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..training.resume import resume_config
     from ..training.trainer import Trainer
 
-    config = load_config(args.config, args.overrides)
+    overrides = [*args.overrides, *args.resume_overrides]
+    config = (resume_config(args.config, overrides, args.resume) if args.resume
+              else load_config(args.config, overrides))
     trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)
     result = trainer.fit()
     if trainer.dist.is_main:
