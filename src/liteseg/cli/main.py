@@ -11,7 +11,7 @@ from ..errors import LitesegError
 from .options import OneLineParser, print_error, validate
 
 # Each module registers one sub-command; order = order in ``liteseg --help``.
-COMMANDS = ["predict", "val", "train", "convert", "export", "quantize", "benchmark", "serve", "info"]
+COMMANDS = ["predict", "val", "train", "data", "convert", "export", "quantize", "benchmark", "serve", "info"]
 
 
 def _version() -> str:

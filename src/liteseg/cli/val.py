@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import build_dataset
+    from ..data.check import scan_dataset
     from ..evaluation.evaluator import evaluate
     from ..evaluation.report import check_output, format_table, write_report
     from ..inference.backends import create_backend
@@ -70,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"model {name}: {meta.arch}, {meta.num_classes} classes, backend {backend.name}"
           + ("" if meta.trained else " (untrained weights)"))
     print(f"data {args.data}: {len(dataset)} images, {dataset.num_classes} classes")
+    print(scan_dataset(dataset).format())  # the histogram and mask mistakes, as liteseg data check prints them
     result = evaluate(backend, dataset, flip=args.flip, flip_v=args.flip_v, scales=args.scales, slide=args.slide,
                       legacy_aug=args.legacy_aug, num_workers=args.num_workers, skip_bad=args.skip_bad,
                       exclude_absent=args.exclude_absent)

@@ -24,6 +24,7 @@ MOSTLY_IGNORED = 0.5  # a "mostly ignored" warning above this share of ignored p
 FATAL = ("foreground_ignored", "jpeg_masks", "bad_samples")
 WARNINGS = ("grey_rgb_masks", "empty_classes", "mostly_ignored")
 CODES = FATAL + WARNINGS
+ALLOWABLE = ("foreground_ignored", "jpeg_masks")  # data.allow; unusable samples need fixing or data.skip_bad
 
 
 @dataclass

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from ..config import Config, config_from_dict
 from ..data.sampling import AugmentedDataset, IterationBatchSampler, build_train_transforms, collate
 from ..data import dataset_options
-from ..data.check import CODES, DataReport, auto_class_weights, scan_dataset
+from ..data.check import ALLOWABLE, DataReport, auto_class_weights, scan_dataset
 from ..data.loader_workers import restore_sigchld
 from ..data.transforms import Normalize
 from ..errors import LitesegError
@@ -195,9 +195,10 @@ class Trainer:
         from ..data import build_dataset
 
         d = self.config.data
-        unknown = sorted(set(d.allow) - set(CODES))
+        unknown = sorted(set(d.allow) - set(ALLOWABLE))
         if unknown:
-            raise TrainingError(f"data.allow names unknown checks {unknown}; the checks are {', '.join(CODES)}")
+            raise TrainingError(f"data.allow takes {', '.join(ALLOWABLE)}, not {unknown} (unusable samples: "
+                                f"data.skip_bad=true; warnings never stop training)")
         if train_set is None:
             train_set = build_dataset(d.train, split=d.train_split, **dataset_options(d, d.train))
         if val_set is None and self.config.train.eval_interval > 0:
@@ -215,11 +216,11 @@ class Trainer:
             log.info("%s", report.format())
         fatal = report.fatal([*d.allow, *(["bad_samples"] if d.skip_bad else [])])
         if fatal:
-            codes = ", ".join(f.code for f in fatal)
+            codes = ", ".join(f.code for f in fatal if f.code in ALLOWABLE)
+            anyway = f", or train anyway with data.allow=[{codes}]" if codes else ""
             raise TrainingError(f"training stopped: the training data would make it meaningless or wrong:\n"
                                 + "\n".join(f"  [{f.code}] {f.message}" for f in fatal)
-                                + f"\nFix the data (liteseg data check {d.train} shows the details), or train anyway "
-                                  f"with data.allow=[{codes}]")
+                                + f"\nFix the data (liteseg data check {d.train} shows the details){anyway}")
         train_set.validate(skip_bad=d.skip_bad)
         return report
 
