@@ -112,7 +112,12 @@ def test_folder_dataset_and_spec_errors(small_set):
         build_dataset("voc:/x")
 
 
-def test_colour_labels_are_refused(tmp_path):
-    _write(tmp_path / "rgb.png", np.zeros((4, 4, 3), np.uint8))
+def test_colour_labels_are_refused_grey_rgb_labels_read(tmp_path):
+    colour = np.zeros((4, 4, 3), np.uint8)
+    colour[1, 2] = (3, 1, 1)
+    _write(tmp_path / "rgb.png", colour)
     with pytest.raises(DatasetError, match="single-channel"):
         read_label(tmp_path / "rgb.png")
+    grey = np.repeat(np.arange(16, dtype=np.uint8).reshape(4, 4, 1), 3, axis=2)  # R=G=B, as cv2.imwrite writes
+    _write(tmp_path / "grey.png", grey)
+    assert np.array_equal(read_label(tmp_path / "grey.png"), grey[..., 0])
