@@ -44,6 +44,7 @@ class DataConfig:
     ignore_index: int = 255  # list:/folders:/camvid: datasets (Cityscapes trainIds fix 255)
     label_map: dict[int, int] | None = None  # list:/folders: raw mask value -> class, e.g. {255: 1} for 0/255 masks
     palette: list[list[int]] | None = None  # one [r, g, b] per class (list:/folders:); default: generated
+    uncoloured: list[int] | None = None  # classes overlays leave uncoloured; default: [0] for list:/folders: data
     skip_bad: bool = False  # leave unusable samples out (logged) instead of stopping
     allow: list[str] = field(default_factory=list)  # data-check findings to train despite, e.g. [jpeg_masks]
     batch_size: int = 4  # per process (PaddleSeg batch_size is per GPU)

@@ -74,6 +74,11 @@ def test_zero_255_masks_stop_training_and_the_named_remedy_trains(tmp_path, caps
     model, meta = liteseg.load(run / "final_model.pt")  # written without any evaluation
     assert meta.license == "CC BY-NC 4.0" and meta.palette == [[0, 0, 0], [250, 20, 10]]
     assert meta.class_names == ["bg", "obj"] and not (run / "best_model.pt").exists()
+    # custom data: overlays leave the background (class 0) uncoloured, and colour the other classes
+    result = liteseg.Segmenter(model, meta=meta)(np.asarray(Image.open(tmp_path / "data" / "img" / "0.png")))
+    result.labels[:, :48], result.labels[:, 48:] = 1, 0
+    blend, image = result.overlay(0.5), result.image
+    assert np.array_equal(blend[:, 48:], image[:, 48:]) and (blend[:, :48, 0] != image[:, :48, 0]).mean() > 0.9
 
 
 def test_class_weights_auto_on_a_rare_class_and_per_class_iou(tmp_path, caplog):

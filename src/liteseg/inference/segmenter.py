@@ -36,6 +36,7 @@ class SegResult:
     logits: np.ndarray | None = None
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    uncoloured: list[int] = field(default_factory=list)  # classes the overlay leaves as the image (metadata)
 
     def colorize(self) -> np.ndarray:
         """RGB colour mask of the labels."""
@@ -45,7 +46,7 @@ class SegResult:
         """The colour mask blended over the input image."""
         if self.image is None:
             raise ValueError("this result keeps no input image; call the Segmenter with keep_image=True")
-        return overlay(self.image, self.labels, self.palette, alpha)
+        return overlay(self.image, self.labels, self.palette, alpha, self.uncoloured)
 
     def class_shares(self) -> dict[str, float]:
         """Fraction of pixels per class name (classes that do not occur are omitted)."""
@@ -241,7 +242,8 @@ class Segmenter:
                 class_names=list(self.meta.class_names), palette=[list(c) for c in self.meta.palette],
                 image=img if self.keep_image else None,
                 probs=(scores if kind == "probs" else _softmax(scores)) if self.want_probs else None,
-                logits=scores if self.want_logits else None))
+                logits=scores if self.want_logits else None,
+                uncoloured=[int(c) for c in self.meta.extra.get("uncoloured_classes", [])]))
         return results
 
 

@@ -40,8 +40,10 @@ def color_image(labels: np.ndarray, palette: Sequence[Sequence[int]], ignore_ind
     return image
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[int]], alpha: float = 0.5) -> np.ndarray:
-    """Blend the colour mask over an RGB uint8 image: ``(1 - alpha) * image + alpha * mask``, rounded.
+def overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[int]], alpha: float = 0.5,
+            uncoloured: Sequence[int] = ()) -> np.ndarray:
+    """Blend the colour mask over an RGB uint8 image: ``(1 - alpha) * image + alpha * mask``, rounded; pixels of
+    the ``uncoloured`` classes (e.g. a custom dataset's background) keep the image.
 
     Computed through a (class, channel, value) lookup table that holds the float32 blend of every combination,
     so it equals the direct float formula exactly at a fraction of its cost.
@@ -52,7 +54,8 @@ def overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[in
     labels = np.asarray(labels)
     if image.dtype != np.uint8 or labels.dtype != np.uint8:
         mask = colorize(labels, palette).astype(np.float32)
-        return ((1.0 - alpha) * image.astype(np.float32) + alpha * mask).round().clip(0, 255).astype(np.uint8)
+        out = ((1.0 - alpha) * image.astype(np.float32) + alpha * mask).round().clip(0, 255).astype(np.uint8)
+        return _keep_image(out, image, labels, uncoloured)
     tables = _blend_tables(tuple(tuple(int(v) for v in c) for c in palette), float(alpha))
     out = np.empty(image.shape, dtype=np.uint8)
     base = labels.astype(np.uint16) << 8
@@ -60,6 +63,13 @@ def overlay(image: np.ndarray, labels: np.ndarray, palette: Sequence[Sequence[in
     for c in range(3):
         np.add(base, image[:, :, c], out=index)
         out[:, :, c] = np.take(tables[c], index)
+    return _keep_image(out, image, labels, uncoloured)
+
+
+def _keep_image(out: np.ndarray, image: np.ndarray, labels: np.ndarray, uncoloured: Sequence[int]) -> np.ndarray:
+    if len(uncoloured):
+        keep = np.isin(labels, list(uncoloured))
+        out[keep] = image[keep]
     return out
 
 

@@ -137,7 +137,8 @@ class Trainer:
                               mean=list(cfg.augment.mean),
                               std=list(cfg.augment.std), ignore_index=self.train_set.ignore_index,
                               source=str(self.output_dir), source_format="liteseg-train", license=license,
-                              extra={"training_config": config.to_dict()})
+                              extra={"training_config": config.to_dict(),
+                                     "uncoloured_classes": self._uncoloured(num_classes)})
         if self.dist.enabled and cfg.train.sync_bn:
             model = convert_sync_batchnorm(model, self.device.type)
         model.to(self.device)
@@ -223,6 +224,16 @@ class Trainer:
                                 + f"\nFix the data (liteseg data check {d.train} shows the details){anyway}")
         train_set.validate(skip_bad=d.skip_bad)
         return report
+
+    def _uncoloured(self, num_classes: int) -> list[int]:
+        """Classes overlays leave as the image: data.uncoloured, else the background (0) of custom data."""
+        chosen = self.config.data.uncoloured
+        if chosen is None:
+            return [0] if self.config.data.train.partition(":")[0].lower() in ("list", "folders") else []
+        bad = [c for c in chosen if not 0 <= c < num_classes]
+        if bad:
+            raise TrainingError(f"data.uncoloured names classes {bad} outside 0-{num_classes - 1}")
+        return list(chosen)
 
     def _class_weights(self) -> list[float] | None:
         weights = self.config.loss.class_weights
