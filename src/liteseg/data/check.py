@@ -20,10 +20,8 @@ from .base import SegDataset
 from .io import image_size, label_file_info, read_label
 
 MOSTLY_IGNORED = 0.5  # a "mostly ignored" warning above this share of ignored pixels
-# code -> what the finding means for training
-FATAL = ("foreground_ignored", "jpeg_masks", "bad_samples")
-WARNINGS = ("grey_rgb_masks", "empty_classes", "mostly_ignored")
-CODES = FATAL + WARNINGS
+FATAL = ("foreground_ignored", "jpeg_masks", "bad_samples")  # the rest (grey_rgb_masks, empty_classes,
+# mostly_ignored) are warnings
 ALLOWABLE = ("foreground_ignored", "jpeg_masks")  # data.allow; unusable samples need fixing or data.skip_bad
 
 
