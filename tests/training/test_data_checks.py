@@ -54,8 +54,9 @@ def _object_masks(n: int, fg: int = 1) -> list[np.ndarray]:
 def test_zero_255_masks_stop_training_and_the_named_remedy_trains(tmp_path, capsys):
     data = _write(tmp_path / "data", _object_masks(4, fg=255))
     run = tmp_path / "run"
-    common = {"data.class_names": "[bg, obj]", "model.num_classes": "null", "loss.type": "ce"}
-    assert main(["train", "-c", str(TINY), "--no-progress", *overrides(data, run, iters=2, **common)]) == 2
+    common = {"data.class_names": "[bg, obj]", "model.num_classes": "null", "loss.type": "ce",
+              "scheduler.warmup_iters": 1}
+    assert main(["train", "-c", str(TINY), "--no-progress", *overrides(data, run, iters=1, **common)]) == 2
     err = capsys.readouterr().err
     assert "training stopped" in err and "[foreground_ignored]" in err and "only the values 0 and 255" in err
     assert "data.label_map={255: 1}" in err and "data.allow=[foreground_ignored]" in err
@@ -66,7 +67,7 @@ def test_zero_255_masks_stop_training_and_the_named_remedy_trains(tmp_path, caps
     torch.save({"model": liteseg.create_model("pp_liteseg_t", num_classes=2).state_dict(),
                 "meta": ModelMeta("pp_liteseg_t", 2, license="CC BY-NC 4.0").to_dict()}, start)
     assert main(["train", "-c", str(TINY), "--no-progress",
-                 *overrides(data, run, iters=2, **common, **{"data.label_map": "{255: 1}", "model.pretrained": start,
+                 *overrides(data, run, iters=1, **common, **{"data.label_map": "{255: 1}", "model.pretrained": start,
                                                              "data.palette": "[[0,0,0],[250,20,10]]"})]) == 0
     report = (run / "data_check.txt").read_text()
     assert re.search(r"1 obj\s+4800 ", report) and "no problems found" in report  # 4 x 30 x 40 object pixels
@@ -86,9 +87,9 @@ def test_class_weights_auto_on_a_rare_class_and_per_class_iou(tmp_path, caplog):
     masks[0][50:53, 5:8] = 2  # "rare": 9 of 24576 pixels (0.04%)
     data = _write(tmp_path / "data", masks)
     out = tmp_path / "run"
-    cfg = load_config(TINY, overrides(data, out, iters=2, **{
+    cfg = load_config(TINY, overrides(data, out, iters=1, **{
         "data.class_names": "[bg, obj, rare]", "model.num_classes": "null", "loss.type": "ce",
-        "loss.class_weights": "auto", "data.val": data, "train.eval_interval": 2}))
+        "loss.class_weights": "auto", "data.val": data, "train.eval_interval": 1, "scheduler.warmup_iters": 1}))
     caplog.set_level(logging.INFO)
     trainer = Trainer(cfg, progress=False)
     counts = np.bincount(np.concatenate([m.ravel() for m in masks]), minlength=3).astype(np.float64)

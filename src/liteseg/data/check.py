@@ -192,8 +192,8 @@ def _findings(dataset: SegDataset, report: DataReport, scans: list[_MaskScan]) -
     if grey:
         found.append(Finding("grey_rgb_masks", f"{len(grey)} masks are RGB images with R=G=B ({_examples(grey)}), "
                                                f"as cv2.imwrite writes 3-channel arrays; they are read as class "
-                                               f"indices, but convert them once to single-channel PNGs (a third of "
-                                               f"the size): Image.open(p).convert('L').save(p)"))
+                                               f"indices, but convert them once to single-channel PNGs (what other "
+                                               f"tools expect): Image.open(p).convert('L').save(p)"))
     empty = [f"{i} {n}" for i, n in enumerate(report.class_names) if report.pixels[i] == 0]
     if empty and len(empty) < len(report.class_names):
         found.append(Finding("empty_classes", f"{len(empty)} classes have no pixels: {', '.join(empty[:8])}; the "
