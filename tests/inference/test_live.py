@@ -23,7 +23,7 @@ from liteseg.inference.stdin_frames import MjpegReader, Y4mReader
 from liteseg.inference.streams import LiveSources
 from liteseg.loading.zoo import default_model
 
-from ..conftest import REPO, require_executable, require_module
+from ..conftest import require_executable, require_module
 from .live_sources import MjpegServer, RtspRelay, free_port, jpeg_frames
 
 cv2 = require_module("cv2")
@@ -197,7 +197,7 @@ def test_stdin_pipe_and_ctrl_c_finish_the_video(tmp_path):
     source = subprocess.Popen([ffmpeg, "-loglevel", "error", "-re", "-f", "lavfi", "-i",
                                "testsrc2=size=128x64:rate=25", "-f", "mjpeg", "-"], stdout=subprocess.PIPE)
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(Path(liteseg.__file__).parents[1])}  # the liteseg under test
     cli = subprocess.Popen([sys.executable, "-m", "liteseg", "predict", "-", "-o", str(out), "--save-video",
                             "--save", "labels", "--threads", "1"], stdin=source.stdout, stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, env=env, text=True)

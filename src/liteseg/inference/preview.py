@@ -1,6 +1,7 @@
 """``--preview PORT``: a local MJPEG page of the newest overlay of each live source, on 127.0.0.1 only."""
 from __future__ import annotations
 
+import html
 import io
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,8 +69,8 @@ def _handler(preview: PreviewServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             if self.path in ("/", "/index.html"):
-                images = "".join(f'<figure><img src="/stream/{i}.mjpg" alt="{name}"><figcaption>{name}'
-                                 f"</figcaption></figure>" for i, name in enumerate(preview.names))
+                images = "".join(f'<figure><img src="/stream/{i}.mjpg" alt="{html.escape(name)}"><figcaption>'
+                                 f"{html.escape(name)}</figcaption></figure>" for i, name in enumerate(preview.names))
                 self._send(200, "text/html; charset=utf-8",
                            f"<!doctype html><title>liteseg preview</title><body>{images}</body>".encode())
                 return

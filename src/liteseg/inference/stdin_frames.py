@@ -27,8 +27,6 @@ class MjpegReader:
     """Concatenated JPEGs: each image is cut at its EOI marker (the segment structure is followed, so thumbnails
     inside EXIF and progressive scans do not end a frame early) and decoded with Pillow."""
 
-    fps = 0.0
-
     def __init__(self, stream: BinaryIO, head: bytes = b"") -> None:
         self.stream, self.buffer = stream, bytearray(head)
 
@@ -99,21 +97,15 @@ class Y4mReader:
             raise InputError(f"stdin: not a Y4M header ({line[:40]!r}); {_HINT}")
         tags = {t[:1]: t[1:] for t in line.split()[1:]}
         self.width, self.height = int(tags.get(b"W", 0)), int(tags.get(b"H", 0))
-        num, _, den = tags.get(b"F", b"0:1").partition(b":")
-        self.fps = int(num) / int(den or 1) if int(den or 1) else 0.0
-        self.chroma = tags.get(b"C", b"420jpeg").decode()
+        chroma = tags.get(b"C", b"420jpeg").decode()
         self.full_range = b"XCOLORRANGE=FULL" in line.split()
         subsampling = {"420": (2, 2), "422": (1, 2), "444": (1, 1), "mono": None}
-        key = next((k for k in subsampling if self.chroma.startswith(k) and not self.chroma.endswith(("p10", "p12",
-                                                                                                        "p16"))), None)
-        if key is None or self.width <= 0 or self.height <= 0:
+        key = chroma[:4] if chroma.startswith("mono") else chroma[:3]
+        if key not in subsampling or chroma.endswith(("p10", "p12", "p16")) or self.width <= 0 or self.height <= 0:
             raise InputError(f"stdin: unsupported Y4M stream ({line.strip()[:80].decode(errors='replace')}); "
                              f"use 8-bit 4:2:0 (ffmpeg -pix_fmt yuv420p -f yuv4mpegpipe -)")
         self.sub = subsampling[key]
-        if self.sub is None:
-            self.chroma_hw = (0, 0)
-        else:
-            self.chroma_hw = (-(-self.height // self.sub[0]), -(-self.width // self.sub[1]))
+        self.chroma_hw = (0, 0) if self.sub is None else (-(-self.height // self.sub[0]), -(-self.width // self.sub[1]))
 
     def read(self) -> np.ndarray | None:
         """The next frame as RGB uint8, or None at the end of the stream."""

@@ -37,8 +37,6 @@ BACKOFF = (0.5, 8.0)  # first and longest wait between reconnection attempts (se
 class Capture(Protocol):
     """What a reader thread reads from: RGB frames until None (ended or lost)."""
 
-    fps: float
-
     def read(self) -> np.ndarray | None: ...
 
     def close(self) -> None: ...
@@ -122,7 +120,6 @@ class _CvCapture:
                                  "or try another index")
             raise InputError(f"{redact(source)}: cannot open the stream (nothing answers within {OPEN_TIMEOUT_S:g} s, "
                              "a wrong path, or a format FFmpeg cannot read); check the URL, e.g. with ffplay")
-        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
 
     def read(self) -> np.ndarray | None:
         ok, bgr = self.cap.read()
@@ -160,8 +157,8 @@ class LiveReader:
                  opener: Callable[[str], Capture] = open_capture, keep_all: bool = False) -> None:
         self.source, self.source_id, self.opener, self.keep_all = source, source_id, opener, keep_all
         self.capture: Capture | None = opener(source)  # the first open fails loudly
-        self.fps = self.capture.fps
         self.received = self.dropped = self.reconnects = 0
+        self.counted_from = 0  # frames received before :meth:`start_counting` (while the model loaded, say)
         self._delay = BACKOFF[0]  # grows while reconnections bring no frames
         self.ended = False
         self.error: BaseException | None = None
@@ -224,6 +221,12 @@ class LiveReader:
             return True
         return False
 
+    def start_counting(self) -> None:
+        """Count received and dropped frames from now on (the newest frame waiting is kept)."""
+        with self._wake:
+            self.dropped = 0
+            self.counted_from = self.received - (self._latest is not None)
+
     def take(self) -> LiveFrame | None:
         """The newest unread frame, or None if there is none now; re-raises the reader thread's error."""
         with self._wake:
@@ -256,12 +259,15 @@ class LiveSources:
             self.close()
             raise
 
-    def frames(self, max_frames: int | None = None, duration: float | None = None,
-               stop: threading.Event | None = None) -> Iterator[LiveFrame]:
-        """The newest frame of each source in turn, as they arrive, until every source ended or a limit."""
+    def frames(self, max_frames: int | None = None, duration: float | None = None) -> Iterator[LiveFrame]:
+        """The newest frame of each source in turn, as they arrive, until every source ended or a limit.
+
+        Received and dropped frames are counted from the first call (not while, say, the model loaded)."""
         start, count, turn = time.perf_counter(), 0, 0
+        for reader in self.readers:
+            reader.start_counting()
         while max_frames is None or count < max_frames:
-            if (duration is not None and time.perf_counter() - start >= duration) or (stop and stop.is_set()):
+            if duration is not None and time.perf_counter() - start >= duration:
                 return
             frame = None
             for k in range(len(self.readers)):
@@ -288,7 +294,7 @@ class LiveSources:
 
     @property
     def received(self) -> int:
-        return sum(r.received for r in self.readers)
+        return sum(r.received - r.counted_from for r in self.readers)
 
     def close(self) -> None:
         for reader in self.readers:
