@@ -89,6 +89,7 @@ def test_cli_streams_file_with_video_and_preview(seg, tmp_path, capsys):
             server.stop()
     viewer.join(timeout=10)
     text = capsys.readouterr().out
+    assert (out / "legend.png").exists()
     subs = sorted(p for p in out.iterdir() if p.is_dir())
     assert [p.name.split("_")[0] for p in subs] == ["0", "1"]
     for sub in subs:

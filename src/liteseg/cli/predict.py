@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..inference.inputs import Frame
-    from ..inference.segmenter import PreparedBatch, SegResult
+    from ..inference.segmenter import PreparedBatch, SegResult, Segmenter
 
 log = logging.getLogger("liteseg")
 KINDS = ("labels", "color", "overlay")
@@ -59,13 +59,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from PIL import Image
     from tqdm import tqdm
 
     from ..inference.inputs import Frame, iter_frames, list_sources
     from ..inference.pipeline import WriteBehind, prefetch
     from ..inference.segmenter import Segmenter
-    from ..inference.visualize import legend
     from ..loading.zoo import default_model
     from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
     from .predict_live import open_live, run_live
@@ -128,15 +126,25 @@ def run(args: argparse.Namespace) -> int:
     if out_dir is None:
         print(f"0 {noun} segmented, {failed} failed; nothing written")
         return 1
-    legend_path = out_dir / "legend.png"
-    with atomic_path(legend_path) as tmp:
-        Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)).save(tmp, format="PNG")
+    legend_path = write_legend(out_dir, seg)
     print(f"{done} {noun} segmented, {failed} failed, {rate:.2f} {unit}/s ({seg.backend.name}) -> {out_dir}")
     if "overlay" in kinds:
         print(f"overlays: {out_dir / 'overlay'}   legend: {legend_path}")
     if not getattr(seg.meta, "trained", True):
         print("note: these weights are untrained (random); the overlays show the pipeline, not real segmentation")
     return 1 if failed else 0
+
+
+def write_legend(out_dir: Path, seg: Segmenter) -> Path:
+    """``out_dir/legend.png``: the model's classes and their colours."""
+    from PIL import Image
+
+    from ..inference.visualize import legend
+
+    path = out_dir / "legend.png"
+    with atomic_path(path) as tmp:
+        Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)).save(tmp, format="PNG")
+    return path
 
 
 def _count(files: list[Path]) -> tuple[int | None, str]:

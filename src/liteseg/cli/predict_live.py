@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import LitesegError
-from .predict import _VideoWriter, _write
+from .predict import _VideoWriter, _write, write_legend
 from .run_dir import prepare_output_dir
 
 if TYPE_CHECKING:
@@ -92,6 +92,7 @@ def _summary(stats, live: LiveSources, done: list[int], subs: list[str] | None, 
     if out_dir is None:
         print(f"0 frame(s) segmented in {elapsed:.1f} s ({reason}); nothing written")
         return 1
+    legend = write_legend(out_dir, seg)
     print(f"{sum(done)} frame(s) segmented in {elapsed:.1f} s ({reason}), {stats.processed_fps:.2f} frame/s "
           f"({seg.backend.name}) -> {out_dir}")
     print(f"latency (frame received -> result written): p50 {stats.percentile_ms(50):.0f} ms, "
@@ -103,6 +104,7 @@ def _summary(stats, live: LiveSources, done: list[int], subs: list[str] | None, 
         print(f"  {reader.name}: {done[i]} segmented, {reader.dropped} dropped{again}{where}")
     for video in videos.values():
         print(f"video: {video.path} ({video.frames} frames at {video.fps:.2f} fps, the rate they were processed)")
+    print(f"legend: {legend}")
     return 0
 
 
