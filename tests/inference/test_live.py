@@ -38,22 +38,25 @@ def seg():
 
 def test_latency_stays_bounded_on_a_faster_source(seg):
     """T at 1024x512 is several times slower than a 25 FPS source: each result must be of a frame that arrived
-    at most about one inference earlier (frames in between dropped), and match the model on that frame."""
+    at most about one inference earlier (the frames in between dropped), and match the model on that frame."""
     server = MjpegServer(jpeg_frames(1024, 512), FPS).start()
     try:
-        lags, ticks, results = [], [time.perf_counter()], []
+        indices, lags, ticks, results = [], [], [time.perf_counter()], []
         for result in seg.stream(server.url, max_frames=6):
             ticks.append(time.perf_counter())
-            index = int(result.source.rsplit("#", 1)[1])
-            lags.append(server.sent - index)  # frames the server sent after this one, when its result arrives
+            indices.append(int(result.source.rsplit("#", 1)[1]))
+            lags.append(server.sent - indices[-1])  # frames the server sent after this one, when its result arrives
             results.append(result)
     finally:
         server.stop()
     assert len(results) == 6 and results[0].labels.shape == (512, 1024)
-    per_result = np.median(np.diff(ticks[1:]))  # the model's pace here (load from other processes included)
-    assert per_result > 2 / FPS, "the model must be slower than the source for this test to mean anything"
-    bound = FPS * (2 * per_result + 0.5)  # the frame in flight + the one inference it waited for, plus slack
-    assert max(lags[1:]) <= bound, f"lag grows: {lags} frames behind (bound {bound:.0f})"
+    inference = np.diff(ticks)  # each frame is taken right after the previous result: its inference (+ waiting)
+    assert np.median(inference[1:]) > 2 / FPS, "the model must be slower than the source for this test to mean much"
+    assert min(np.diff(indices)) > 1, f"frames must be dropped between results: {indices}"
+    # newest frame first: the lag is what the source sent during this frame's own inference, plus a few frames
+    # in flight; a queue of frames would add the previous inferences' frames, growing result after result
+    bounds = FPS * inference + 5
+    assert all(lag <= bound for lag, bound in zip(lags[1:], bounds[1:])), f"lags {lags}, bounds {bounds.round()}"
     expected = seg.predict_rgb([results[-1].image])[0].labels
     np.testing.assert_array_equal(results[-1].labels, expected)
 
