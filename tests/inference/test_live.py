@@ -220,3 +220,13 @@ def test_stdin_pipe_and_ctrl_c_finish_the_video(tmp_path):
     video = cv2.VideoCapture(str(out / "video" / "live.mp4"))
     assert video.get(cv2.CAP_PROP_FRAME_COUNT) >= 3 and video.get(cv2.CAP_PROP_FRAME_HEIGHT) == 64
     video.release()
+
+
+def test_stream_over_files_yields_every_frame(seg, tmp_path):
+    """``Segmenter.stream`` on an image folder: every image, in order, as the plain call segments it."""
+    rng = np.random.RandomState(1)
+    for name in ("a", "b"):
+        Image.fromarray(rng.randint(0, 255, (32, 48, 3), dtype=np.uint8)).save(tmp_path / f"{name}.png")
+    results = list(seg.stream(tmp_path))
+    assert [Path(r.source).name for r in results] == ["a.png", "b.png"]
+    np.testing.assert_array_equal(results[1].labels, seg(tmp_path / "b.png").labels)
