@@ -237,11 +237,15 @@ class LiveReader:
                 self._wake.notify_all()
             return frame
 
-    def close(self) -> None:
-        """Stop the thread (it releases the capture; a blocked read ends within the read timeout)."""
+    def stop(self) -> None:
+        """Ask the thread to stop (it releases the capture; a blocked read ends within the read timeout)."""
         self._stop.set()
         with self._wake:
             self._wake.notify_all()
+
+    def close(self) -> None:
+        """Stop the thread and wait for it."""
+        self.stop()
         self._thread.join(timeout=OPEN_TIMEOUT_S + 1)
 
 
@@ -297,6 +301,8 @@ class LiveSources:
         return sum(r.received - r.counted_from for r in self.readers)
 
     def close(self) -> None:
+        for reader in self.readers:
+            reader.stop()  # all at once: each may be blocked in a read for up to the read timeout
         for reader in self.readers:
             reader.close()
 
