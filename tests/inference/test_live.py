@@ -64,7 +64,8 @@ def test_latency_stays_bounded_on_a_faster_source(seg):
 def test_cli_streams_file_with_video_and_preview(seg, tmp_path, capsys):
     """Two HTTP MJPEG sources side by side: one sub-folder each, the .mp4 at the processed rate, the preview page
     serving the overlay, and the timing summary."""
-    servers = [MjpegServer(jpeg_frames(256, 128, seed=s), FPS).start() for s in (0, 1)]
+    # 5 FPS each: the 8 frames take at least ~0.8 s however fast the model is, time for the viewer to connect
+    servers = [MjpegServer(jpeg_frames(256, 128, seed=s), 5.0).start() for s in (0, 1)]
     listing = tmp_path / "cams.streams"
     listing.write_text(f"# two cameras\n{servers[0].url}\n\n{servers[1].url}\n")
     port, seen = free_port(), {}
