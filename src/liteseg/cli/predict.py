@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from ..inference.inputs import Frame
-    from ..inference.segmenter import PreparedBatch, SegResult
+    from ..inference.segmenter import PreparedBatch, SegResult, Segmenter
 
 log = logging.getLogger("liteseg")
 KINDS = ("labels", "color", "overlay")
@@ -25,10 +25,12 @@ READ_AHEAD = WRITE_BEHIND = 2  # batches waiting on each side of the model: boun
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="segment images, folders, globs, list files or videos",
-                       description="Segment SOURCE (an image, a folder (recursive), a glob, a .txt list or a video) "
-                                   "and write label PNGs, colour masks and overlays.")
-    p.add_argument("source", help="image, folder, glob ('imgs/*.png'), list file (.txt) or video (.mp4/.avi)")
+    p = sub.add_parser("predict", help="segment images, folders, globs, list files, videos or live streams",
+                       description="Segment SOURCE (an image, a folder (recursive), a glob, a .txt list, a video or a "
+                                   "live source) and write label PNGs, colour masks and overlays.")
+    p.add_argument("source", help="image, folder, glob ('imgs/*.png'), list file (.txt), video (.mp4/.avi), or live: "
+                                  "camera index (0), rtsp://, rtmp://, http(s):// stream, - (MJPEG or Y4M on stdin), "
+                                  ".streams file (one source per line)")
     p.add_argument("--model", "-m", help="model file (any format liteseg.load accepts, or .onnx); default: the "
                                          "shipped default model")
     p.add_argument("-o", "--output", type=Path, help="output folder (default: a new runs/predict/expN)")
@@ -39,7 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated outputs per image: labels, color, overlay (default all three)")
     p.add_argument("--cityscapes-ids", action="store_true", help="also write Cityscapes labelIds PNGs (submission)")
     p.add_argument("--save-probs", action="store_true", help="also write class probabilities (.npy, float16)")
-    p.add_argument("--save-video", action="store_true", help="for videos, write a side-by-side input|overlay .mp4")
+    p.add_argument("--save-video", action="store_true",
+                   help="for videos and live sources, write a side-by-side input|overlay .mp4")
+    p.add_argument("--max-frames", type=options.positive_int, help="live sources: stop after this many results")
+    p.add_argument("--duration", type=options.float_range(0.0, low_open=True), help="live sources: stop after "
+                                                                                      "this many seconds")
+    p.add_argument("--preview", metavar="PORT", type=options.port,
+                   help="live sources: serve an MJPEG page of the overlay on http://127.0.0.1:PORT/")
     p.add_argument("--alpha", type=options.float_range(0.0, 1.0), default=0.5, help="overlay opacity (default 0.5)")
     p.add_argument("--batch-size", type=options.positive_int, default=1,
                    help="images per forward pass (same-size images)")
@@ -51,15 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from PIL import Image
     from tqdm import tqdm
 
     from ..inference.inputs import Frame, iter_frames, list_sources
     from ..inference.pipeline import WriteBehind, prefetch
     from ..inference.segmenter import Segmenter
-    from ..inference.visualize import legend
     from ..loading.zoo import default_model
     from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
+    from .predict_live import open_live, run_live
 
     kinds = [k.strip() for k in args.save.split(",") if k.strip()]
     unknown = set(kinds) - set(KINDS)
@@ -67,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         raise LitesegError(f"--save: unknown output(s) {sorted(unknown)}; choose from {', '.join(KINDS)}")
     if args.save_probs:
         kinds.append("probs")
-    files = list_sources(args.source)  # fails early on a missing source or an empty folder
+    live = open_live(args)  # live sources are opened now: one clear error for any that cannot be read
+    files = list_sources(args.source) if live is None else []  # fails early on a missing source or empty folder
     total, unit = _count(files)
     if args.output is not None:
         check_output_dir(args.output, exist_ok=args.exist_ok)
@@ -76,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
                     batch_size=args.batch_size, half=args.half, threads=args.threads, tile=args.tile)
     if args.cityscapes_ids and seg.meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
         raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {seg.meta.num_classes}")
+    if live is not None:
+        return run_live(args, kinds, seg, live)
     state = {"done": 0, "out_dir": None}  # the writer thread counts; the folder is made with the first result,
     failed = 0                            # so a run where every input fails writes nothing
     videos: dict[str, _VideoWriter] = {}
@@ -116,15 +126,25 @@ def run(args: argparse.Namespace) -> int:
     if out_dir is None:
         print(f"0 {noun} segmented, {failed} failed; nothing written")
         return 1
-    legend_path = out_dir / "legend.png"
-    with atomic_path(legend_path) as tmp:
-        Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)).save(tmp, format="PNG")
+    legend_path = write_legend(out_dir, seg)
     print(f"{done} {noun} segmented, {failed} failed, {rate:.2f} {unit}/s ({seg.backend.name}) -> {out_dir}")
     if "overlay" in kinds:
         print(f"overlays: {out_dir / 'overlay'}   legend: {legend_path}")
     if not getattr(seg.meta, "trained", True):
         print("note: these weights are untrained (random); the overlays show the pipeline, not real segmentation")
     return 1 if failed else 0
+
+
+def write_legend(out_dir: Path, seg: Segmenter) -> Path:
+    """``out_dir/legend.png``: the model's classes and their colours."""
+    from PIL import Image
+
+    from ..inference.visualize import legend
+
+    path = out_dir / "legend.png"
+    with atomic_path(path) as tmp:
+        Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)).save(tmp, format="PNG")
+    return path
 
 
 def _count(files: list[Path]) -> tuple[int | None, str]:

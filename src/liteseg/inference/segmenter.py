@@ -12,11 +12,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import LitesegError
+from ..errors import InputError, LitesegError
 from ..meta import ModelMeta
 from ..utils.io import atomic_path
 from .backends import Backend, create_backend
-from .inputs import as_rgb
+from .inputs import as_rgb, iter_frames
 from . import tta
 from .preprocess import argmax_channels, normalize, resize_bilinear, resize_image, resize_labels
 from .visualize import color_image, colorize, overlay
@@ -167,6 +167,27 @@ class Segmenter:
         for result, (_, notes, name) in zip(results, decoded):
             result.notes, result.source = list(notes), name if name not in ("array", "image") else ""
         return results[0] if single else results
+
+    def stream(self, source: Any, max_frames: int | None = None, duration: float | None = None
+               ) -> Iterator[SegResult]:
+        """Yield results as frames arrive (Ultralytics' ``stream=True``): live sources (camera index, rtsp/rtmp/
+        http(s) URL, ``-``, ``.streams``) keep only the newest frame, so each result is at most one inference
+        behind; images, folders and videos yield every frame. ``result.source`` is ``SOURCE#FRAME``.
+        ``max_frames`` / ``duration`` (seconds) stop a live source.
+        """
+        from .streams import LiveSources, is_live, parse_sources, segment_live
+
+        if not is_live(source):
+            for frame in iter_frames(source):
+                if frame.error:
+                    raise InputError(frame.error)
+                result = self.predict_rgb([frame.image])[0]
+                result.source, result.notes = frame.source, list(frame.notes)
+                yield result
+            return
+        with LiveSources(parse_sources(source)) as live:
+            for _, result, _ in segment_live(self, live.frames(max_frames, duration)):
+                yield result
 
     def predict_rgb(self, images: Sequence[np.ndarray]) -> list[SegResult]:
         """Segment RGB uint8 HWC arrays; same-sized neighbours are batched up to ``batch_size``."""
