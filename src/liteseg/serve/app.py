@@ -1,4 +1,5 @@
-"""The FastAPI application: ``/v1/segment``, ``/v1/model``, health, readiness, metrics and the web page at ``/``."""
+"""The FastAPI application: ``/v1/segment``, ``/v1/model``, health, readiness, metrics, the web page at ``/``, and
+the KServe v2 (:mod:`.kserve`) and PaddleX (:mod:`.paddlex`) routes."""
 from __future__ import annotations
 
 import json
@@ -23,6 +24,8 @@ from ..inference.segmenter import SegResult, Segmenter
 from .batcher import DynamicBatcher
 from .codecs import decode_image, label_png, encode_png, result_json
 from .errors import ApiError
+from .kserve import ENDPOINTS as V2_ENDPOINTS, add_v2_routes
+from .paddlex import ENDPOINT as PADDLEX_ENDPOINT, add_paddlex_route
 from .telemetry import CONTENT_TYPE, ServeMetrics
 from .schemas import ErrorBody, ModelInfo, SegmentBody
 
@@ -30,7 +33,8 @@ log = logging.getLogger("liteseg")
 
 CONFIG_ENV = "LITESEG_SERVE_CONFIG"
 RAW_TYPES = ("application/octet-stream",)
-_ENDPOINTS = {"/", "/v1/segment", "/v1/model", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"}
+_ENDPOINTS = {"/", "/v1/segment", "/v1/model", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json",
+              PADDLEX_ENDPOINT, *V2_ENDPOINTS}
 
 
 @dataclass
@@ -245,6 +249,8 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
     async def metrics_text() -> PlainTextResponse:
         return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
 
+    add_v2_routes(app, config.max_pixels, config.max_upload_bytes, ready_batcher, lambda: state.segmenter, _version())
+    add_paddlex_route(app, config.max_pixels, config.max_upload_bytes, ready_batcher)
     return app
 
 
