@@ -3,8 +3,9 @@ Triton Python-backend model): one model, ``liteseg``, with
 
 * inputs (send one): ``IMAGE`` BYTES ``[1]`` (an encoded PNG/JPEG/... file) or ``PIXELS`` UINT8 ``[H, W, 3]`` (RGB);
   a leading batch dimension of 1 is accepted too;
-* outputs: ``LABELS`` ``[H, W]`` class ids at the input size (UINT8 up to 256 classes, else INT32) and, only when
-  asked for by name, ``PROBS`` FP32 ``[C, H, W]`` softmax probabilities.
+* outputs: ``LABELS`` ``[H, W]`` class ids at the input size (UINT8 up to 256 classes, else INT32) and ``PROBS``
+  FP32 ``[C, H, W]`` softmax probabilities. As the protocol says, a request that names no outputs gets all of them;
+  name ``LABELS`` alone to skip the (large) probabilities.
 
 Decoding and validation live here once, so every front end answers the same image with the same labels and bad
 input with the same :class:`ApiError` (status, code, message).
@@ -75,9 +76,9 @@ def pixels_image(array: np.ndarray, max_pixels: int) -> np.ndarray:
 
 
 def requested_outputs(names: list[str] | None) -> list[str]:
-    """The outputs to send: those named (checked), else ``LABELS`` only (``PROBS`` is large: asked for by name)."""
+    """The outputs to send: those named (checked), else all."""
     if not names:
-        return [LABELS]
+        return list(OUTPUTS)
     unknown = sorted(set(names) - set(OUTPUTS))
     if unknown:
         raise ApiError(400, "invalid_output", f"unknown output(s) {unknown}; this model has {list(OUTPUTS)}")
