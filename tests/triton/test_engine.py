@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -124,7 +123,6 @@ def test_unknown_model_metrics_and_loopback(engine):
     assert error.value.status() in ("400", "404") and "nope" in error.value.message()
     metrics = httpx.get(f"http://127.0.0.1:{engine['metrics']}/metrics", timeout=30).text
     assert 'nv_inference_request_success{model="liteseg",version="1"}' in metrics
-    listening = Path("/proc/net/tcp").read_text().splitlines()[1:]  # local address as hex IP:port, state 0A: listen
-    bound = {int(line.split()[1].split(":")[1], 16): line.split()[1].split(":")[0]
-             for line in listening if line.split()[3] == "0A"}
-    assert all(bound.get(port) == "0100007F" for port in engine["ports"]), bound  # 127.0.0.1 only
+    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout.split("\n")
+    local = {line.split()[3].rsplit(":", 1)[1]: line.split()[3].rsplit(":", 1)[0] for line in listening if line}
+    assert all(local[str(port)] in ("127.0.0.1", "[::ffff:127.0.0.1]") for port in engine["ports"]), local
