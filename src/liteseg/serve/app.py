@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..inference.segmenter import SegResult, Segmenter
 from .batcher import DynamicBatcher
+from .bodies import read_body
 from .codecs import decode_image, label_png, encode_png, result_json
 from .errors import ApiError
 from .kserve import ENDPOINTS as V2_ENDPOINTS, add_v2_routes
@@ -262,18 +263,7 @@ async def read_upload(request: Request, max_bytes: int) -> bytes:
         raise ApiError(415, "unsupported_media_type", f"Content-Type {content_type or '(none)'!r} is not accepted; "
                        "send multipart/form-data with the image in field 'image', or the raw image bytes with "
                        "Content-Type image/png, image/jpeg, ... or application/octet-stream")
-    too_large = ApiError(413, "upload_too_large", f"the upload is larger than {max_bytes} bytes "
-                         f"({max_bytes / 2**20:g} MiB, --max-upload-mb); send a smaller or compressed image")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_large
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await read_body(request, max_bytes)
     return await _file_part(request, body) if multipart else body
 
 

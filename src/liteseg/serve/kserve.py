@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..inference.segmenter import SegResult, Segmenter
 from .batcher import DynamicBatcher
+from .bodies import read_body
 from .errors import ApiError
 from .tensors import (IMAGE, LABELS, MODEL_NAME, PIXELS, PROBS, labels_dtype, output_tensors,
                       probabilities_segmenter, request_image, requested_outputs, unknown_model)
@@ -119,22 +120,6 @@ async def run_inference(pending: Any) -> SegResult:
         raise ApiError(500, "inference_failed", f"the model failed on this image ({type(e).__name__}: {e}); the "
                        "server keeps running") from None
     return result[0] if isinstance(result, list) else result
-
-
-async def read_body(request: Request, max_bytes: int) -> bytes:
-    """The request body, refusing more than ``max_bytes`` (declared or streamed) with a 413."""
-    too_large = ApiError(413, "upload_too_large", f"the request is larger than {max_bytes} bytes "
-                         f"({max_bytes / 2**20:g} MiB, --max-upload-mb); send a smaller or compressed image")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def parse_infer_request(request: Request, body: bytes

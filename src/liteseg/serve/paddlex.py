@@ -25,7 +25,8 @@ from ..inference.segmenter import SegResult
 from .batcher import DynamicBatcher
 from .codecs import decode_image
 from .errors import ApiError
-from .kserve import run_inference, read_body
+from .bodies import read_body
+from .kserve import run_inference
 
 ENDPOINT = "/semantic-segmentation"
 
