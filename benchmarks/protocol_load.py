@@ -127,11 +127,11 @@ def main() -> None:
     rgb = np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB"))
     seg = liteseg.Segmenter(model, threads=args.threads, keep_image=False)
     expected = seg.predict_rgb([rgb])[0].labels
-    rows, identical, baseline = [], {}, {}
+    rows, identical, baseline = [], {}, {}  # identical: pixels whose label differs from model-only
 
     def measured(name: str, port: int, batch_dim: bool) -> None:
-        identical[name] = bool((_request(httpclient.InferenceServerClient(f"127.0.0.1:{port}"), jpeg,
-                                         batch_dim) == expected).all())
+        identical[name] = int((_request(httpclient.InferenceServerClient(f"127.0.0.1:{port}"), jpeg,
+                                        batch_dim) != expected).sum())
         load(port, jpeg, args.clients, args.clients, 60, batch_dim)  # warm-up
         before = model_only(seg, rgb, 10.0)
         rows.append((name, load(port, jpeg, args.clients, args.requests, args.time_limit, batch_dim)))
@@ -168,11 +168,11 @@ def main() -> None:
 
     print(f"\n360x480 JPEG as a v2 binary IMAGE tensor, {args.clients} concurrent clients, {args.threads} backend "
           f"threads, server max batch {args.max_batch}\n")
-    print("| server | req/s | model-only img/s | x model-only | p50 ms | p99 ms | requests | labels = model-only |")
+    print("| server | req/s | model-only img/s | x model-only | p50 ms | p99 ms | requests | labels != model-only |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in rows:
         print(f"| {name} | {r['rps']:.2f} | {baseline[name]:.2f} | {r['rps'] / baseline[name]:.2f} | "
-              f"{r['p50']:.0f} | {r['p99']:.0f} | {r['requests']} | {'yes' if identical[name] else 'NO'} |")
+              f"{r['p50']:.0f} | {r['p99']:.0f} | {r['requests']} | {identical[name]} px |")
 
 
 if __name__ == "__main__":
