@@ -7,7 +7,9 @@ import io
 import os
 import subprocess
 import sys
+import sysconfig
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -47,7 +49,7 @@ def engine(model_file, tmp_path_factory):
                 pass
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.5)
-        yield {"http": client, "grpc": grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}"),
+        yield {"pid": process.pid, "http": client, "grpc": grpcclient.InferenceServerClient(f"127.0.0.1:{grpc}"),
                "metrics": metrics, "ports": (http, grpc, metrics)}
     finally:
         client.close()
@@ -126,3 +128,31 @@ def test_unknown_model_metrics_and_loopback(engine):
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True, check=True).stdout.split("\n")
     local = {line.split()[3].rsplit(":", 1)[1]: line.split()[3].rsplit(":", 1)[0] for line in listening if line}
     assert all(local[str(port)] in ("127.0.0.1", "[::ffff:127.0.0.1]") for port in engine["ports"]), local
+
+
+def _descendants(pid: int) -> list[int]:
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
+def test_the_stub_runs_on_this_interpreters_libpython(engine):
+    """The Python-backend stub loads libpython from this interpreter's LIBDIR (liteseg sets LD_LIBRARY_PATH), not
+    a system libpython of another build."""
+    stubs = [pid for pid in _descendants(engine["pid"])
+             if b"triton_python_backend_stub" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert stubs, "no Python-backend stub process found"
+    maps = Path(f"/proc/{stubs[0]}/maps").read_text()
+    libpython = {line.split()[-1] for line in maps.splitlines() if "libpython" in line}
+    libdir = sysconfig.get_config_var("LIBDIR")
+    assert libpython and all(Path(lib).parent == Path(libdir) for lib in libpython), (libpython, libdir)
