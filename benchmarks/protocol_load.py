@@ -4,8 +4,8 @@ repository under the same concurrent load on loopback, against model-only throug
 Every server gets the same 360x480 JPEG as a KServe v2 binary tensor (``IMAGE``, asking for ``LABELS`` only) from
 ``--clients`` concurrent ``tritonclient.http`` clients; model-only is the same backend and threads called
 in-process, batch 1, on the decoded image, measured right before and right after each server's run (the mean of
-the two is that server's baseline: on a shared machine the load drifts between runs). Also checks that every server answers the model-only labels. Needs
-nvidia-pytriton (numpy < 2), so run it in the Triton environment:
+the two is that server's baseline: on a shared machine the load drifts between runs). Also counts the pixels where
+a server's labels differ from model-only. Needs nvidia-pytriton (numpy < 2), so run it in the Triton environment:
 
     PYTHONPATH=src .venv-triton/bin/python benchmarks/protocol_load.py --requests 64 --clients 8
 """

@@ -46,7 +46,8 @@ def test_layout_and_configs_parse_as_triton_model_configs(repo):
     onnx = _config(repo / "liteseg_onnx" / "config.pbtxt")
     assert onnx.platform == "onnxruntime_onnx" and onnx.max_batch_size == 8
     assert onnx.dynamic_batching.max_queue_delay_microseconds == 5000
-    assert [(i.name, i.data_type, list(i.dims)) for i in onnx.input] == [("x", model_config_pb2.TYPE_UINT8, [-1, -1, 3])]
+    assert [(i.name, i.data_type, list(i.dims)) for i in onnx.input] == [
+        ("x", model_config_pb2.TYPE_UINT8, [-1, -1, 3])]
     assert [(o.name, o.data_type, list(o.dims)) for o in onnx.output] == [
         ("labels", model_config_pb2.TYPE_UINT8, [-1, -1])]
     assert onnx.optimization.execution_accelerators.gpu_execution_accelerator[0].name == "tensorrt"

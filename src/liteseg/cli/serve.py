@@ -93,6 +93,8 @@ def run_triton(args: argparse.Namespace) -> int:
     if args.workers != 1 or args.backend not in (None, "torch") or args.device:
         raise LitesegError("--engine triton runs the torch model on CPU in one Triton model instance; drop "
                            "--workers, --backend and --device")
+    options.require_modules(("pytriton", "triton"),
+                            what="liteseg serve --engine triton (nvidia-pytriton, which needs numpy < 2)")
     for port in (args.grpc_port, args.metrics_port):
         options.check_port_free(args.host, port)
     if not _is_loopback(args.host):
