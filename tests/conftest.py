@@ -120,3 +120,7 @@ def pytest_collection_modifyitems(config, items):
     """Run the OpenVINO tests last: once OpenVINO's runtime is loaded, the exit of a later child process
     (DataLoader workers, torchrun, a browser) can crash this interpreter, which would take the run with it."""
     items.sort(key=lambda item: "openvino" in item.nodeid)
+
+
+# The Triton tests need nvidia-pytriton, which needs numpy < 2: .ci/run runs them in their own virtual environment.
+collect_ignore = [] if importlib.util.find_spec("pytriton") else ["triton"]

@@ -15,7 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "--weights) to ONNX. Default: dynamic batch, height and width, exact for "
                                    "every size. The result is checked in ONNX Runtime against PyTorch.")
     p.add_argument("model", help="model file/folder/.tgz, or a registered name (see 'liteseg info')")
-    p.add_argument("-o", "--output-file", required=True, type=Path, help="the .onnx file to write")
+    p.add_argument("-o", "--output-file", required=True, type=Path,
+                   help="the .onnx file to write (with --format triton: the model repository folder)")
+    p.add_argument("--format", default="onnx", choices=["onnx", "triton"],
+                   help="onnx (default), or triton: a Triton model repository (Python backend + ONNX Runtime/"
+                        "TensorRT variant, see docs/serving.md)")
     p.add_argument("--weights", help="weights for a registered model name (random init without)")
     p.add_argument("--num-classes", type=options.positive_int,
                    help="class count for a registered model name without weights")
@@ -57,6 +61,12 @@ def resolve_source(model: str, weights: str | None, num_classes: int | None) -> 
 def run(args: argparse.Namespace) -> int:
     from ..export.onnx import export_onnx
 
+    if args.format == "triton":
+        from ..serve.triton_repo import write_repository
+
+        source = resolve_source(args.model, args.weights, args.num_classes)
+        print("\n".join(write_repository(source, args.output_file, overwrite=args.force)))
+        return 0
     if args.output_file.suffix.lower() != ".onnx":
         raise LitesegError(f"{args.output_file}: the output file must end in .onnx")
     if args.trt_engine and not args.trt_profile:

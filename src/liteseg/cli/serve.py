@@ -24,6 +24,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=options.port, default=8000, help="port (default 8000)")
+    p.add_argument("--engine", default="fastapi", choices=["fastapi", "triton"],
+                   help="fastapi: liteseg's own server (default); triton: NVIDIA Triton through PyTriton "
+                        "(pip install 'liteseg[triton]'), HTTP on --port, gRPC on --grpc-port, metrics on "
+                        "--metrics-port")
+    p.add_argument("--grpc-port", type=options.port, default=8001, help="--engine triton: gRPC port (default 8001)")
+    p.add_argument("--metrics-port", type=options.port, default=8002,
+                   help="--engine triton: Prometheus metrics port (default 8002)")
     p.add_argument("--workers", type=options.positive_int, default=1,
                    help="server processes, each loading the model (default 1)")
     p.add_argument("--max-batch", type=options.positive_int, default=8,
@@ -43,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "triton":
+        return run_triton(args)
     import uvicorn
 
     from ..serve.app import CONFIG_ENV, ServeConfig, build_segmenter, config_to_env, create_app
@@ -72,6 +81,32 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if own_dir:
                 shutil.rmtree(os.environ.pop(MULTIPROC_ENV), ignore_errors=True)
+    return 0
+
+
+def run_triton(args: argparse.Namespace) -> int:
+    """``--engine triton``: Triton (through PyTriton) serving the model's Python-backend repository."""
+    from ..errors import LitesegError
+    from ..loading.zoo import default_model
+    from ..serve.triton import TritonOptions, serve_triton
+
+    if args.workers != 1 or args.backend not in (None, "torch") or args.device:
+        raise LitesegError("--engine triton runs the torch model on CPU in one Triton model instance; drop "
+                           "--workers, --backend and --device")
+    options.require_modules(("pytriton", "triton"),
+                            what="liteseg serve --engine triton (nvidia-pytriton, which needs numpy < 2)")
+    for port in (args.grpc_port, args.metrics_port):
+        options.check_port_free(args.host, port)
+    if not _is_loopback(args.host):
+        log.warning("warning: binding %s makes Triton reachable from other machines; it has no authentication",
+                    args.host)
+    config = TritonOptions(host=args.host, http_port=args.port, grpc_port=args.grpc_port,
+                           metrics_port=args.metrics_port, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+                           max_pixels=args.max_pixels, threads=args.threads)
+    print(f"serving {args.model or 'the default model'} in Triton as 'liteseg': HTTP http://{args.host}:{args.port}/"
+          f"v2/models/liteseg, gRPC {args.host}:{args.grpc_port}, metrics http://{args.host}:{args.metrics_port}/"
+          "metrics (Ctrl+C to stop)", flush=True)
+    serve_triton(args.model or default_model(), config)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The FastAPI application: ``/v1/segment``, ``/v1/model``, health, readiness, metrics and the web page at ``/``."""
+"""The FastAPI application: ``/v1/segment``, ``/v1/model``, health, readiness, metrics, the web page at ``/``, and
+the KServe v2 (:mod:`.kserve`) and PaddleX (:mod:`.paddlex`) routes."""
 from __future__ import annotations
 
 import json
@@ -21,8 +22,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..inference.segmenter import SegResult, Segmenter
 from .batcher import DynamicBatcher
+from .bodies import read_body
 from .codecs import decode_image, label_png, encode_png, result_json
 from .errors import ApiError
+from .kserve import ENDPOINTS as V2_ENDPOINTS, add_v2_routes
+from .paddlex import ENDPOINT as PADDLEX_ENDPOINT, add_paddlex_route
 from .telemetry import CONTENT_TYPE, ServeMetrics
 from .schemas import ErrorBody, ModelInfo, SegmentBody
 
@@ -30,7 +34,8 @@ log = logging.getLogger("liteseg")
 
 CONFIG_ENV = "LITESEG_SERVE_CONFIG"
 RAW_TYPES = ("application/octet-stream",)
-_ENDPOINTS = {"/", "/v1/segment", "/v1/model", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"}
+_ENDPOINTS = {"/", "/v1/segment", "/v1/model", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json",
+              PADDLEX_ENDPOINT, *V2_ENDPOINTS}
 
 
 @dataclass
@@ -245,6 +250,8 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
     async def metrics_text() -> PlainTextResponse:
         return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
 
+    add_v2_routes(app, config.max_pixels, config.max_upload_bytes, ready_batcher, lambda: state.segmenter, _version())
+    add_paddlex_route(app, config.max_pixels, config.max_upload_bytes, ready_batcher)
     return app
 
 
@@ -256,18 +263,7 @@ async def read_upload(request: Request, max_bytes: int) -> bytes:
         raise ApiError(415, "unsupported_media_type", f"Content-Type {content_type or '(none)'!r} is not accepted; "
                        "send multipart/form-data with the image in field 'image', or the raw image bytes with "
                        "Content-Type image/png, image/jpeg, ... or application/octet-stream")
-    too_large = ApiError(413, "upload_too_large", f"the upload is larger than {max_bytes} bytes "
-                         f"({max_bytes / 2**20:g} MiB, --max-upload-mb); send a smaller or compressed image")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise too_large
-        chunks.append(chunk)
-    body = b"".join(chunks)
+    body = await read_body(request, max_bytes)
     return await _file_part(request, body) if multipart else body
 
 

@@ -1,0 +1,209 @@
+"""KServe v2 / Open Inference Protocol on ``liteseg serve``: health, model metadata and ``infer`` (JSON and the
+binary tensor extension), so ``tritonclient.http`` and other v2 clients work unchanged. The tensors are those of
+:mod:`liteseg.serve.tensors`; in JSON an ``IMAGE`` element is the base64 of the file.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import struct
+from typing import Any, Callable
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ..inference.segmenter import SegResult, Segmenter
+from .batcher import DynamicBatcher
+from .bodies import read_body
+from .errors import ApiError
+from .tensors import (IMAGE, LABELS, MODEL_NAME, PIXELS, PROBS, labels_dtype, output_tensors,
+                      probabilities_segmenter, request_image, requested_outputs, unknown_model)
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+DATATYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64,
+             "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
+             "FP32": np.float32, "FP64": np.float64}
+_NAMES = {np.dtype(v): k for k, v in DATATYPES.items()}
+ENDPOINTS = {"/v2", "/v2/health/live", "/v2/health/ready", f"/v2/models/{MODEL_NAME}",
+             f"/v2/models/{MODEL_NAME}/ready", f"/v2/models/{MODEL_NAME}/infer"}
+
+
+def v2_error(error: ApiError) -> JSONResponse:
+    """The protocol's error body, ``{"error": message}`` (with liteseg's ``code``), and the error's status."""
+    return JSONResponse({"error": error.message, "code": error.code}, status_code=error.status,
+                        headers=error.headers)
+
+
+def model_metadata(segmenter: Segmenter, backend: str) -> dict[str, Any]:
+    """``GET /v2/models/liteseg``: the inputs and outputs of :mod:`liteseg.serve.tensors`."""
+    labels = _NAMES[labels_dtype(segmenter.meta.num_classes)]
+    return {"name": MODEL_NAME, "versions": ["1"], "platform": f"liteseg_{backend}",
+            "inputs": [{"name": IMAGE, "datatype": "BYTES", "shape": [1]},
+                       {"name": PIXELS, "datatype": "UINT8", "shape": [-1, -1, 3]}],
+            "outputs": [{"name": LABELS, "datatype": labels, "shape": [-1, -1]},
+                        {"name": PROBS, "datatype": "FP32", "shape": [segmenter.meta.num_classes, -1, -1]}]}
+
+
+def add_v2_routes(app: FastAPI, max_pixels: int, max_bytes: int, ready: Callable[[], DynamicBatcher],
+                  segmenter: Callable[[], Segmenter | None], version: str) -> None:
+    """Add the v2 routes to ``app``; ``ready()`` gives the batcher or raises the 503 ``not_ready``."""
+    probs_segmenter: list[Segmenter] = []  # built on first use, on the served backend
+
+    def model(name: str) -> Segmenter:
+        if name != MODEL_NAME:
+            raise unknown_model(name)
+        ready()
+        seg = segmenter()
+        assert seg is not None
+        return seg
+
+    @app.get("/v2", summary="v2: server metadata")
+    async def server_metadata() -> dict[str, Any]:
+        return {"name": "liteseg", "version": version, "extensions": ["binary_tensor_data"]}
+
+    @app.get("/v2/health/live", summary="v2: liveness")
+    async def live() -> dict[str, bool]:
+        return {"live": True}
+
+    @app.get("/v2/health/ready", summary="v2: readiness (503 until the model is loaded)")
+    async def server_ready() -> Response:
+        try:
+            ready()
+        except ApiError as e:
+            return v2_error(e)
+        return JSONResponse({"ready": True})
+
+    @app.get("/v2/models/{name}", summary="v2: model metadata")
+    async def metadata(name: str) -> Response:
+        try:
+            seg = model(name)
+        except ApiError as e:
+            return v2_error(e)
+        return JSONResponse(model_metadata(seg, seg.backend.name))
+
+    @app.get("/v2/models/{name}/ready", summary="v2: model readiness")
+    async def model_ready(name: str) -> Response:
+        try:
+            model(name)
+        except ApiError as e:
+            return v2_error(e)
+        return JSONResponse({"name": MODEL_NAME, "ready": True})
+
+    @app.post("/v2/models/{name}/infer", summary="v2: segment one image (JSON or binary tensors)")
+    async def infer(name: str, request: Request) -> Response:
+        try:
+            seg = model(name)
+            body = await read_body(request, max_bytes)
+            header, inputs, outputs, binary_out = await run_in_threadpool(parse_infer_request, request, body)
+            rgb, _ = await run_in_threadpool(request_image, inputs, max_pixels)
+            if PROBS in outputs:
+                if not probs_segmenter:
+                    probs_segmenter.append(probabilities_segmenter(seg))
+                result = await run_inference(run_in_threadpool(probs_segmenter[0].predict_rgb, [rgb]))
+            else:
+                result = await run_inference(ready().segment(rgb))
+            tensors = output_tensors(result, outputs)
+        except ApiError as e:
+            return v2_error(e)
+        return await run_in_threadpool(infer_response, header.get("id"), tensors, binary_out)
+
+
+async def run_inference(pending: Any) -> SegResult:
+    try:
+        result = await pending
+    except ApiError:
+        raise
+    except Exception as e:
+        raise ApiError(500, "inference_failed", f"the model failed on this image ({type(e).__name__}: {e}); the "
+                       "server keeps running") from None
+    return result[0] if isinstance(result, list) else result
+
+
+def parse_infer_request(request: Request, body: bytes
+                        ) -> tuple[dict[str, Any], dict[str, np.ndarray], list[str], bool]:
+    """The JSON header, input arrays, requested output names and whether to answer in binary."""
+    declared = request.headers.get(HEADER_LENGTH)
+    try:
+        split = int(declared) if declared is not None else len(body)
+        if not 0 <= split <= len(body):
+            raise ValueError(f"{HEADER_LENGTH} {split} is outside the {len(body)}-byte body")
+        header = json.loads(body[:split])
+        if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
+            raise ValueError("the body must be a JSON object with an 'inputs' list")
+        binary = memoryview(body)[split:]
+        inputs: dict[str, np.ndarray] = {}
+        for spec in header["inputs"]:
+            array, used = _input_array(spec, binary)
+            binary = binary[used:]
+            inputs[str(spec["name"])] = array
+        requested = header.get("outputs") or []
+        names = [str(o["name"]) for o in requested]
+        binary_out = bool((header.get("parameters") or {}).get("binary_data_output")) or any(
+            (o.get("parameters") or {}).get("binary_data") for o in requested)
+    except ApiError:
+        raise
+    except (ValueError, KeyError, TypeError, struct.error, binascii.Error) as e:
+        raise ApiError(400, "invalid_request", f"not a valid v2 inference request ({type(e).__name__}: {e}); see "
+                       "the Open Inference Protocol, or use tritonclient") from None
+    return header, inputs, requested_outputs(names), binary_out
+
+
+def _input_array(spec: dict[str, Any], binary: memoryview) -> tuple[np.ndarray, int]:
+    """One input tensor from its JSON spec (``data``) or from the front of ``binary``; and the bytes it used."""
+    name, datatype, shape = str(spec["name"]), str(spec["datatype"]), [int(d) for d in spec["shape"]]
+    if datatype != "BYTES" and datatype not in DATATYPES:
+        raise ApiError(400, "invalid_datatype", f"input {name}: unknown datatype {datatype!r}")
+    size = (spec.get("parameters") or {}).get("binary_data_size")
+    if size is not None:
+        raw = bytes(binary[:int(size)])
+        if len(raw) != int(size):
+            raise ValueError(f"input {name}: binary_data_size {size} exceeds the binary data sent")
+        array = _bytes_elements(raw) if datatype == "BYTES" else np.frombuffer(raw, DATATYPES[datatype])
+        used = int(size)
+    elif datatype == "BYTES":
+        array = np.array([base64.b64decode(str(s), validate=True) for s in np.ravel(spec["data"])], dtype=object)
+        used = 0
+    else:
+        array, used = np.asarray(spec["data"]).ravel().astype(DATATYPES[datatype]), 0
+    if array.size != int(np.prod(shape)):
+        raise ApiError(400, "invalid_shape", f"input {name}: shape {shape} needs {int(np.prod(shape))} elements, "
+                       f"the data has {array.size}")
+    return array.reshape(shape), used
+
+
+def _bytes_elements(raw: bytes) -> np.ndarray:
+    """The binary BYTES encoding (4-byte little-endian length, then the bytes, per element) as an object array."""
+    items, offset = [], 0
+    while offset < len(raw):
+        (length,) = struct.unpack_from("<I", raw, offset)
+        offset += 4
+        if offset + length > len(raw):
+            raise ValueError("a BYTES element is longer than the data sent")
+        items.append(raw[offset:offset + length])
+        offset += length
+    return np.array(items, dtype=object)
+
+
+def infer_response(request_id: Any, tensors: dict[str, np.ndarray], binary: bool) -> Response:
+    """The v2 response: JSON data, or a JSON header followed by the raw little-endian tensors."""
+    outputs, chunks = [], []
+    for name, array in tensors.items():
+        entry: dict[str, Any] = {"name": name, "datatype": _NAMES[array.dtype], "shape": list(array.shape)}
+        if binary:
+            chunk = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+            entry["parameters"] = {"binary_data_size": len(chunk)}
+            chunks.append(chunk)
+        else:
+            entry["data"] = array.ravel().tolist()
+        outputs.append(entry)
+    body: dict[str, Any] = {"model_name": MODEL_NAME, "model_version": "1", "outputs": outputs}
+    if request_id is not None:
+        body["id"] = request_id
+    if not binary:
+        return JSONResponse(body)
+    header = json.dumps(body).encode()
+    return Response(header + b"".join(chunks), media_type="application/octet-stream",
+                    headers={HEADER_LENGTH: str(len(header))})

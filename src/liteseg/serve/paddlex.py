@@ -1,0 +1,90 @@
+"""PaddleX-compatible ``POST /semantic-segmentation``: PaddleX's serving schema, so PaddleX clients switch by
+changing the host.
+
+Field names as in PaddleX's ``paddlex/inference/serving/schemas/semantic_segmentation.py`` and
+``infra/models.py``: request ``{"image", "targetSize", "visualize"}``; answer ``{"logId", "errorCode": 0,
+"errorMsg": "Success", "result": {"labelMap", "size", "image"}}``; errors ``{"logId", "errorCode", "errorMsg"}``
+with ``errorCode`` the HTTP status, as PaddleX's app does. Unlike PaddleX, an ``image`` URL is refused (422): the
+server fetches nothing.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import uuid
+from typing import Any, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from ..inference.segmenter import SegResult
+from .batcher import DynamicBatcher
+from .codecs import decode_image
+from .errors import ApiError
+from .bodies import read_body
+from .kserve import run_inference
+
+ENDPOINT = "/semantic-segmentation"
+
+
+def paddlex_error(error: ApiError) -> JSONResponse:
+    return JSONResponse({"logId": str(uuid.uuid4()), "errorCode": error.status, "errorMsg": error.message},
+                        status_code=error.status, headers=error.headers)
+
+
+def parse_request(body: bytes) -> tuple[bytes, bool]:
+    """The image bytes and ``visualize`` of a PaddleX request body, or a 4xx :class:`ApiError`."""
+    try:
+        request = json.loads(body)
+    except ValueError as e:
+        raise ApiError(422, "invalid_request", f"the body is not JSON ({e}); send {{\"image\": <base64 image>}}") \
+            from None
+    if not isinstance(request, dict) or not isinstance(request.get("image"), str):
+        raise ApiError(422, "invalid_request", "the body must be a JSON object with \"image\": the base64 of an "
+                       "image file")
+    image, target, visualize = request["image"], request.get("targetSize"), request.get("visualize")
+    if target not in (None, -1, [-1, -1]):
+        raise ApiError(422, "invalid_parameter", f"targetSize {target!r} is not supported; leave it out (the "
+                       "labels come at the image's own size)")
+    if visualize is not None and not isinstance(visualize, bool):
+        raise ApiError(422, "invalid_parameter", f"visualize must be true, false or null; got {visualize!r}")
+    if image.split(":", 1)[0].lower() in ("http", "https", "ftp", "file"):
+        raise ApiError(422, "url_not_supported", "\"image\" is a URL; this server fetches nothing: send the base64 "
+                       "of the image file")
+    try:
+        data = base64.b64decode(image, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(422, "invalid_base64", "\"image\" is not valid base64; send the base64 of the image file") \
+            from None
+    return data, visualize is not False
+
+
+def result_body(result: SegResult, visualize: bool) -> dict[str, Any]:
+    """PaddleX's ``InferResult`` (``labelMap`` row-major, ``size`` [h, w], ``image`` a base64 JPEG overlay)."""
+    labels = result.labels
+    body: dict[str, Any] = {"labelMap": labels.ravel().tolist(), "size": [int(labels.shape[0]), int(labels.shape[1])]}
+    if visualize:
+        buffer = io.BytesIO()
+        Image.fromarray(result.overlay()).save(buffer, format="JPEG")
+        body["image"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return {"logId": str(uuid.uuid4()), "errorCode": 0, "errorMsg": "Success", "result": body}
+
+
+def add_paddlex_route(app: FastAPI, max_pixels: int, max_bytes: int, ready: Callable[[], DynamicBatcher]) -> None:
+    """Add ``POST /semantic-segmentation`` to ``app``; ``ready()`` gives the batcher or raises a 503."""
+
+    @app.post(ENDPOINT, summary="PaddleX-compatible semantic segmentation (base64 image in, labelMap out)")
+    async def semantic_segmentation(request: Request) -> Response:
+        try:
+            batcher = ready()
+            # base64 grows the image by 4/3
+            data, visualize = parse_request(await read_body(request, max_bytes * 4 // 3 + 1024))
+            rgb, _ = await run_in_threadpool(decode_image, data, max_pixels)
+            result = await run_inference(batcher.segment(rgb))
+        except ApiError as e:
+            return paddlex_error(e)
+        return JSONResponse(await run_in_threadpool(result_body, result, visualize))
