@@ -1,0 +1,78 @@
+"""What a new user sees on the command line (issue 25): Ctrl-C summaries, warnings, file names, suggestions."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import liteseg
+from liteseg.cli.main import main
+from liteseg.formats.native import save_native
+from liteseg.inference.segmenter import Segmenter
+
+from ..conftest import require_module
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    torch.manual_seed(0)
+    model = liteseg.create_model("pp_liteseg_t", num_classes=4)
+    path = tmp_path_factory.mktemp("m") / "m.safetensors"
+    save_native(path, model.state_dict(), {"arch": "pp_liteseg_t", "config": model.config, "meta": {}})
+    return path
+
+
+def _images(root, n: int):
+    root.mkdir()
+    rng = np.random.RandomState(0)
+    for i in range(n):
+        Image.fromarray(rng.randint(0, 255, (24, 32, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    return root
+
+
+def test_ctrl_c_in_predict_prints_what_was_written_where_and_the_legend(tmp_path, model_file, capsys, monkeypatch):
+    forward, calls = Segmenter.forward, []
+
+    def forward_then_ctrl_c(self, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return forward(self, batch)
+
+    monkeypatch.setattr(Segmenter, "forward", forward_then_ctrl_c)
+    out = tmp_path / "out"
+    assert main(["predict", str(_images(tmp_path / "imgs", 5)), "--model", str(model_file), "-o", str(out)]) == 130
+    text = capsys.readouterr().out
+    assert f"interrupted (Ctrl-C): 2 image(s) segmented, 0 failed" in text and str(out) in text
+    assert f"legend: {out / 'legend.png'}" in text and (out / "legend.png").is_file()
+    assert sorted(p.name for p in (out / "labels").iterdir()) == ["0.png", "1.png"]
+
+
+def test_palette_and_cmyk_inputs_warn_and_an_unreadable_file_is_named_on_stderr(tmp_path, model_file, capsys):
+    rgb = np.random.RandomState(1).randint(0, 255, (24, 32, 3), dtype=np.uint8)
+    root = tmp_path / "in"
+    root.mkdir()
+    Image.fromarray(rgb).quantize(colors=8).save(root / "palette.png")
+    Image.fromarray(rgb).convert("CMYK").save(root / "cmyk.tiff")
+    (root / "notes.png").write_bytes(b"these are not pixels")
+    assert main(["predict", str(root), "--model", str(model_file), "-o", str(tmp_path / "o")]) == 1
+    captured = capsys.readouterr()
+    assert "palette.png: palette image converted to RGB" in captured.err
+    assert "cmyk.tiff: CMYK image converted to RGB" in captured.err
+    assert f"skipped: {root / 'notes.png'}: not a readable image" in captured.err
+    assert "BytesIO" not in captured.err + captured.out and "skipped" not in captured.out
+
+
+def test_video_summary_names_the_side_by_side_file(tmp_path, model_file, capsys):
+    cv2 = require_module("cv2")
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    for i in range(2):
+        writer.write(np.full((24, 32, 3), i * 60, np.uint8))
+    writer.release()
+    out = tmp_path / "o"
+    assert main(["predict", str(path), "--model", str(model_file), "-o", str(out), "--save-video",
+                 "--save", "labels"]) == 0
+    assert f"side-by-side video: {out / 'video' / 'clip.mp4'}" in capsys.readouterr().out
+    assert (out / "video" / "clip.mp4").stat().st_size > 0
