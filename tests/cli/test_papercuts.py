@@ -76,3 +76,61 @@ def test_video_summary_names_the_side_by_side_file(tmp_path, model_file, capsys)
                  "--save", "labels"]) == 0
     assert f"side-by-side video: {out / 'video' / 'clip.mp4'}" in capsys.readouterr().out
     assert (out / "video" / "clip.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize("model,expected,absent", [
+    ("pp_liteseg_t.camvd", "did you mean 'pp_liteseg_t.camvid'", "scale0.5"),
+    ("pp_liteseg_t", "'pp_liteseg_t' is an architecture, not weights; its published weights: pp_liteseg_t.camvid",
+     "pp_liteseg_b"),
+    ("pp_litseg_b", "did you mean the weights of 'pp_liteseg_b': pp_liteseg_b.camvid_960x720", "pp_liteseg_t."),
+])
+def test_mistyped_weight_or_architecture_name_gets_a_suggestion(tmp_path, capsys, model, expected, absent):
+    assert main(["predict", str(tmp_path), "--model", model]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and absent not in err, err
+
+
+@pytest.mark.parametrize("command", [["export", "M"], ["convert", "M"], ["quantize", "M", "--calib", "."]])
+def test_cli_overwrite_errors_name_force(tmp_path, capsys, command):
+    out = tmp_path / "exists.onnx"
+    out.write_bytes(b"precious")
+    argv = [str(tmp_path / "m.pdparams") if a == "M" else a for a in command]
+    assert main([*argv, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out}: already exists; pass --force" in err and "overwrite=True" not in err
+    assert out.read_bytes() == b"precious"
+
+
+def test_benchmark_defaults_to_the_shipped_model(capsys):
+    assert main(["benchmark", "--shape", "1,3,32,32", "--warmup", "0", "--runs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "model: pp_liteseg_t" in out and "torch" in out
+
+
+class _StubTrainer:
+    """Stands in for the trainer (the test is about what the CLI says when a run is stopped)."""
+
+    outcome: object = KeyboardInterrupt
+
+    def __init__(self, config, resume=None, progress=True):
+        self.output_dir = config.train.output_dir
+        self.dist = type("Dist", (), {"is_main": True})()
+
+    def fit(self):
+        if self.outcome is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        return self.outcome
+
+
+@pytest.mark.parametrize("second_ctrl_c", [True, False])
+def test_stopped_training_says_how_to_resume(tmp_path, capsys, monkeypatch, second_ctrl_c):
+    from liteseg.training import trainer
+
+    monkeypatch.setattr(_StubTrainer, "outcome", KeyboardInterrupt if second_ctrl_c else trainer.TrainResult(
+        3, True, None, None, tmp_path, 1.0, 2.0))
+    monkeypatch.setattr(trainer, "Trainer", _StubTrainer)
+    config = "configs/camvid_tiny.yaml"
+    assert main(["train", "-c", config, f"train.output_dir={tmp_path}", "--no-progress"]) == 130
+    captured = capsys.readouterr()
+    assert f"liteseg train -c {config} train.output_dir={tmp_path} --resume auto" in (
+        captured.err if second_ctrl_c else captured.out)
