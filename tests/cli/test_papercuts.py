@@ -3,24 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-import liteseg
 from liteseg.cli.main import main
-from liteseg.formats.native import save_native
 from liteseg.inference.segmenter import Segmenter
 
 from ..conftest import require_module
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    model = liteseg.create_model("pp_liteseg_t", num_classes=4)
-    path = tmp_path_factory.mktemp("m") / "m.safetensors"
-    save_native(path, model.state_dict(), {"arch": "pp_liteseg_t", "config": model.config, "meta": {}})
-    return path
+from .test_predict import model_file  # noqa: F401 - the fixture: a random 4-class PP-LiteSeg-T file
 
 
 def _images(root, n: int):
