@@ -29,10 +29,10 @@ def _cases() -> dict[str, tuple[Image.Image, np.ndarray, str | None]]:
     return {
         "16-bit": (Image.fromarray(GREY16), np.repeat(scaled16[:, :, None], 3, axis=2), "16-bit image scaled"),
         "grayscale": (Image.fromarray(RGB[:, :, 0]), np.repeat(RGB[:, :, :1], 3, axis=2), "grayscale"),
-        "palette": (palette, expected_palette, None),
+        "palette": (palette, expected_palette, "palette image converted to RGB"),
         "palette+transparency": (transparent, expected_palette, "alpha channel dropped"),
         "rgba": (Image.fromarray(rgba), RGB, "alpha channel dropped"),
-        "cmyk": (cmyk, np.asarray(cmyk.convert("RGB")), None),
+        "cmyk": (cmyk, np.asarray(cmyk.convert("RGB")), "CMYK image converted to RGB"),
         "rgb": (Image.fromarray(RGB), RGB, None),
     }
 

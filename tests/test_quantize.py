@@ -66,6 +66,9 @@ def test_quantize_cli(tmp_path, data, fp32, capsys, caplog):
     captured = capsys.readouterr()
     text = captured.out
     assert "calibrated on 2 images" in text and "mIoU FP32" in text
+    int8_miou = text.split("-> INT8 ")[1].split()[0]
+    assert main(["info", str(out)]) == 0  # the INT8 model's own mIoU is recorded (tests/export/test_papercuts.py)
+    assert f"metrics:     miou {int8_miou}, " in capsys.readouterr().out
     # ONNX Runtime's shape-inference advice does not apply to liteseg's graphs and is not shown
     assert "pre-processing before quantization" not in captured.err + caplog.text
     assert main(["quantize", str(fp32), "-o", str(tmp_path / "x.onnx"), "--calib", str(tmp_path / "nope")]) == 2

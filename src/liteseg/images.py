@@ -44,7 +44,7 @@ def normalize(pixels: Pixels, mean: Pixels, std: Pixels) -> Pixels:
 
 
 _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")
-_VIA_PILLOW = ("P", "CMYK", "YCbCr", "LAB", "HSV", "1")
+_VIA_PILLOW = {"P": "palette", "CMYK": "CMYK", "YCbCr": "YCbCr", "LAB": "LAB", "HSV": "HSV", "1": "bilevel"}
 
 
 def to_rgb(array: np.ndarray, source: str = "array", channel_order: str = "rgb") -> tuple[np.ndarray, list[str]]:
@@ -97,6 +97,7 @@ def pil_to_rgb(img: Image.Image, source: str = "PIL image") -> tuple[np.ndarray,
         arr = arr.astype(np.uint16) if img.mode != "I" else arr.clip(0, 65535).astype(np.uint16)
     elif img.mode in _VIA_PILLOW:
         arr = np.asarray(img.convert("RGBA" if "transparency" in img.info else "RGB"))
+        notes.append(f"{_VIA_PILLOW[img.mode]} image converted to RGB")
     else:
         arr = np.asarray(img)
     rgb, more = to_rgb(arr, source)
@@ -124,6 +125,10 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
                          f"huge size: skip it or re-export it") from None
     except Image.DecompressionBombError as e:
         raise InputError(f"{path}: {e}; downscale the image (or raise PIL.Image.MAX_IMAGE_PIXELS)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except UnidentifiedImageError:  # its message names the in-memory buffer, not the file
+        raise InputError(f"{path}: not a readable image (Pillow recognises no image format in it); "
+                         f"the file may be truncated, corrupt or not an image: skip it or re-export it as "
+                         f"PNG/JPEG") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{path}: not a readable image ({e}); the file may be truncated or corrupt: skip it or "
                          f"re-export it as PNG/JPEG") from None

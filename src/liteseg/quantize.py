@@ -37,6 +37,7 @@ class QuantizeReport:
     fp32_ms: float = float("nan")
     int8_ms: float = float("nan")
     threads: int = 0
+    int8_metrics: dict[str, float] = field(default_factory=dict)  # the INT8 graph's scores on the labelled set
 
     @property
     def speedup(self) -> float:
@@ -145,7 +146,7 @@ def quantize_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike, ca
 
     out_path = Path(out_path)
     if out_path.exists() and not overwrite:
-        raise LitesegError(f"{out_path}: already exists; pass --force to overwrite it")
+        raise LitesegError(f"{out_path}: already exists; pass overwrite=True to replace it")
     proto = load_onnx(model_path)
     stored = read_metadata(proto, os.fspath(model_path))
     if stored is not None and (stored[1].quantized or stored[1].fp16):
@@ -177,9 +178,25 @@ def quantize_onnx(model_path: str | os.PathLike, out_path: str | os.PathLike, ca
     if stored is not None:
         meta, info = stored
         info.quantized = "int8 QDQ (u8 activations, per-channel 7-bit s8 weights)"
+        if meta.metrics:  # the float model's scores are not this model's: kept apart until INT8 is measured
+            meta.extra["fp32_metrics"], meta.metrics = meta.metrics, {}
         write_metadata(result, meta, info)
     atomic_write_bytes(out_path, result.SerializeToString(), overwrite=overwrite)
     return excluded
+
+
+def record_int8_metrics(report: QuantizeReport, eval_list: str | os.PathLike) -> None:
+    """Store the INT8 scores :func:`compare_int8` measured in the INT8 file's metadata (``liteseg info`` shows
+    them as the model's own), with where they come from."""
+    proto = load_onnx(report.path)
+    stored = read_metadata(proto, os.fspath(report.path))
+    if stored is None or not report.int8_metrics:
+        return
+    meta, info = stored
+    meta.metrics = {**report.int8_metrics, "protocol": f"INT8 graph, measured by liteseg quantize on "
+                                                       f"{report.eval_images} images of {eval_list}"}
+    write_metadata(proto, meta, info)
+    atomic_write_bytes(report.path, proto.SerializeToString())
 
 
 def median_ms(run: Callable[[np.ndarray], Any], x: np.ndarray, runs: int, warmup: int = 3) -> float:
@@ -212,7 +229,9 @@ def compare_int8(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, rep
         cross.update(p8, p32)
     if labelled:
         report.eval_images = len(labelled)
-        report.fp32_miou, report.int8_miou = on_fp32.compute()["miou"], on_int8.compute()["miou"]
+        int8_scores = on_int8.compute()
+        report.fp32_miou, report.int8_miou = on_fp32.compute()["miou"], int8_scores["miou"]
+        report.int8_metrics = {k: float(int8_scores[k]) for k in ("miou", "acc", "kappa", "mdice") if k in int8_scores}
         agreement = cross.compute()
         report.miou_vs_fp32, report.agreement = agreement["miou"], agreement["acc"]
     if bench_shape:

@@ -101,7 +101,7 @@ def test_empty_folder_and_missing_source(tmp_path, model_file, capsys):
 def test_grayscale_input_warns(tmp_path, model_file, capsys):
     Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / "g.png")
     assert _run(tmp_path / "g.png", "--model", model_file, "-o", tmp_path / "o") == 0
-    assert "grayscale image converted to 3 channels" in capsys.readouterr().out
+    assert "grayscale image converted to 3 channels" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("suffix,fourcc", [(".mp4", "mp4v"), (".avi", "MJPG")])

@@ -1,4 +1,4 @@
-"""``liteseg benchmark --model M --backend torch|torch-opt|torch-compile|onnxruntime|openvino|all --shape 1,3,512,1024``."""
+"""``liteseg benchmark [--model M] --backend torch|torch-opt|torch-compile|onnxruntime|openvino|all --shape 1,3,512,1024``."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Time the model call (no pre/post-processing) on random input, per backend and "
                                    "input shape, after warm-up; report p50/p90/min latency, images/s, peak memory, "
                                    "parameter count and conv FLOPs.")
-    p.add_argument("--model", "-m", required=True, help="any model liteseg.load accepts, or an .onnx file")
+    p.add_argument("--model", "-m", help="any model liteseg.load accepts, or an .onnx file (default: the shipped "
+                                         "default model, as predict and val)")
     p.add_argument("--backend",
                    help="comma-separated: torch, torch-opt, torch-compile, onnxruntime, openvino or all (all that can "
                         "run the model; default torch, or onnxruntime for an .onnx file)")
@@ -64,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.plot:
         require_matplotlib("--plot")  # before the run, not after it
+    if args.model is None:
+        from ..loading.zoo import default_model
+
+        args.model = default_model()
     shapes = [parse_shape(s) for s in (args.shape or ["1,3,512,1024"])]
     names = _backends(args.backend, str(args.model))
     onnx_source = str(args.model).lower().endswith(GRAPH_SUFFIXES)

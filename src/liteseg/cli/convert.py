@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import LitesegError
 from . import options
 
 
@@ -19,19 +18,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-shape", type=options.input_shape,
                    help="ONNX only: fix the input, e.g. 1,3,512,512 (default: the source's fixed feed shape if it "
                         "has one, else dynamic H x W)")
+    p.add_argument("--output-kind", choices=["logits", "probs", "labels"],
+                   help="ONNX only: the graph's output (default: the source's; labels for an argmax package)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export.convert import writer_for
+    from ..export.convert import OUTPUT_OF_OP, convert, writer_for
     from ..loading import load
 
-    writer = writer_for(args.output)
-    if args.output.exists() and not args.force:
-        raise LitesegError(f"{args.output}: already exists; pass --force to overwrite it")
+    writer_for(args.output)  # an unknown format fails before anything is loaded
     loaded = load(args.source)
     print(f"loaded {args.source}: {loaded.meta.arch}, {loaded.meta.num_classes} classes "
           f"({loaded.report.summary()}) in {loaded.load_seconds:.2f} s")
-    print(writer(loaded, args.output, half=args.half, overwrite=args.force, input_shape=args.input_shape))
+    print(convert(loaded, args.output, half=args.half, overwrite=args.force, input_shape=args.input_shape,
+                  output=args.output_kind))
+    if args.output.suffix.lower() == ".onnx" and not args.output_kind and loaded.meta.output_op in OUTPUT_OF_OP:
+        print("(--output-kind logits|probs|labels chooses another output)")
     return 0

@@ -82,15 +82,21 @@ def _graph_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scores(metrics: dict) -> str:
+    scores = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("miou", "acc", "kappa", "mdice") if k in metrics)
+    return scores + (f" ({metrics['protocol']})" if metrics.get("protocol") else "")
+
+
 def _describe(meta: ModelMeta) -> None:
     print(f"classes:     {meta.num_classes}: {', '.join(meta.class_names)}")
     print(f"input:       {meta.input_shape}, mean {meta.mean}, std {meta.std}")
     print(f"output op:   {meta.output_op}")
     print(f"config:      {json.dumps(meta.config)}")
     if meta.metrics:
-        scores = ", ".join(f"{k} {meta.metrics[k]:.4f}" for k in ("miou", "acc", "kappa", "mdice") if k in meta.metrics)
-        protocol = meta.metrics.get("protocol")
-        print(f"metrics:     {scores}" + (f" ({protocol})" if protocol else ""))
+        print(f"metrics:     {_scores(meta.metrics)}")
+    elif meta.extra.get("fp32_metrics"):
+        print(f"metrics:     not measured for this INT8 model ('liteseg quantize --eval-list' measures it); its "
+              f"FP32 source: {_scores(meta.extra['fp32_metrics'])}")
     for n, stage in enumerate(meta.extra.get("training_stages", []), 1):
         curve = stage.get("val_miou_curve", {})
         wall = f", {stage['wall_s'] / 60:.0f} min" if "wall_s" in stage else ""

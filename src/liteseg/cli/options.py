@@ -11,6 +11,7 @@ import errno
 import importlib.util
 import socket
 import sys
+from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from ..errors import LitesegError, install_hint
@@ -121,8 +122,15 @@ def validate(args: argparse.Namespace) -> None:
         require_modules(("fastapi", "serve"), ("uvicorn", "serve"), ("python_multipart", "serve"),
                         ("prometheus_client", "serve"), what="liteseg serve")
         check_port_free(args.host, args.port)
-    if args.command == "convert" and args.input_shape and args.output.suffix.lower() != ".onnx":
-        raise LitesegError(f"--input-shape applies to .onnx outputs only, not {args.output.name}")
+    if getattr(args, "force", None) is False:  # convert, export, quantize: the CLI's spelling of overwrite=True
+        for path in (getattr(args, name, None) for name in ("output", "output_file", "trt_engine")):
+            if isinstance(path, Path) and path.exists():
+                raise LitesegError(f"{path}: already exists; pass --force to overwrite it")
+    if args.command == "convert" and args.output.suffix.lower() != ".onnx":
+        given = [o for o, v in (("--input-shape", args.input_shape), ("--output-kind", args.output_kind)) if v]
+        if given:
+            raise LitesegError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to .onnx outputs "
+                               f"only, not {args.output.name}")
     if args.command == "quantize":
         require_modules(("onnx", "onnx"), ("onnxruntime", "onnx"), what="liteseg quantize")
     if args.command == "train" and args.resume and args.resume != "auto":
@@ -138,8 +146,7 @@ def check_model(model: str) -> None:
     from ..loading import zoo
 
     if not os.path.exists(model) and zoo.canonical_name(model) is None:
-        raise LitesegError(f"{model}: no such model file or folder, and not a weight name "
-                           f"({', '.join(zoo.list_weights())})")
+        raise LitesegError(f"{model}: no such model file or folder, and not a weight name; {zoo.name_hint(model)}")
 
 
 def resolve_backend(model: Any, backend: str | None) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 from contextlib import closing
 from pathlib import Path
@@ -103,18 +104,21 @@ def run(args: argparse.Namespace) -> int:
 
     # read + decode + normalise ahead, the model here, argmax + colour + encode + write behind (pipeline.py)
     batches = seg.batches(iter_frames(args.source, files), lambda frame: frame.image)
+    interrupted = False
     try:
         with closing(prefetch(batches, READ_AHEAD)) as work, WriteBehind(WRITE_BEHIND) as writer:
             for batch in work:
                 if isinstance(batch, Frame):  # unreadable file or video
                     failed += 1
                     bar.update(1)
-                    tqdm.write(f"skipped: {batch.error}")
+                    tqdm.write(f"skipped: {batch.error}", file=sys.stderr)
                     continue
                 for frame in batch.items:
                     for note in frame.notes:
-                        tqdm.write(f"warning: {frame.source}: {note}")
+                        tqdm.write(f"warning: {frame.source}: {note}", file=sys.stderr)
                 writer.submit(finish, batch, seg.forward(batch))
+    except KeyboardInterrupt:  # Ctrl-C: what was written so far is kept, and summarised below
+        interrupted = True
     finally:
         bar.close()
         for video in videos.values():
@@ -123,16 +127,20 @@ def run(args: argparse.Namespace) -> int:
     elapsed = time.perf_counter() - start
     rate = done / elapsed if elapsed > 0 else 0.0
     noun = "frame(s)" if unit == "frame" else "image(s)"
+    stopped = "interrupted (Ctrl-C): " if interrupted else ""
     if out_dir is None:
-        print(f"0 {noun} segmented, {failed} failed; nothing written")
-        return 1
+        print(f"{stopped}0 {noun} segmented, {failed} failed; nothing written")
+        return 130 if interrupted else 1
     legend_path = write_legend(out_dir, seg)
-    print(f"{done} {noun} segmented, {failed} failed, {rate:.2f} {unit}/s ({seg.backend.name}) -> {out_dir}")
+    print(f"{stopped}{done} {noun} segmented, {failed} failed, {rate:.2f} {unit}/s ({seg.backend.name}) -> {out_dir}")
     if "overlay" in kinds:
         print(f"overlays: {out_dir / 'overlay'}   legend: {legend_path}")
+    for video in videos.values():
+        if video.writer is not None:
+            print(f"side-by-side video: {video.path}")
     if not getattr(seg.meta, "trained", True):
         print("note: these weights are untrained (random); the overlays show the pipeline, not real segmentation")
-    return 1 if failed else 0
+    return 130 if interrupted else 1 if failed else 0
 
 
 def write_legend(out_dir: Path, seg: Segmenter) -> Path:

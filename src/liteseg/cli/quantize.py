@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..quantize import QuantizeReport, compare_int8, list_images, list_labelled, quantize_onnx
+    from ..quantize import QuantizeReport, compare_int8, list_images, list_labelled, quantize_onnx, record_int8_metrics
 
     if args.output_file.suffix.lower() != ".onnx":
         raise LitesegError(f"{args.output_file}: the output file must end in .onnx")
@@ -51,5 +51,7 @@ def run(args: argparse.Namespace) -> int:
     report = QuantizeReport(args.output_file, len(calibration), excluded)
     compare_int8(args.model, args.output_file, report, labelled=labelled, bench_shape=args.bench_shape,
                  runs=args.runs, threads=args.threads)
+    if labelled:
+        record_int8_metrics(report, args.eval_list)
     print(report.summary())
     return 0

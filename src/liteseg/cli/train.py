@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
+import sys
 from typing import Any
 
 from ..config import load_config, valid_keys
@@ -44,10 +46,24 @@ def run(args: argparse.Namespace) -> int:
     config = (resume_config(args.config, overrides, args.resume) if args.resume
               else load_config(args.config, overrides))
     trainer = Trainer(config, resume=args.resume, progress=not args.no_progress)
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, without saving this iteration
+        if trainer.dist.is_main:
+            print(f"interrupted; to continue from the last checkpoint in {trainer.output_dir}: {_resume(args)}",
+                  file=sys.stderr)
+        return 130
     if trainer.dist.is_main:
         best = (f", best val mIoU {result.best_miou:.4f} at iteration {result.best_iter}"
                 if result.best_miou is not None else "")
         print(f"{'stopped' if result.interrupted else 'finished'} at iteration {result.iteration} in "
               f"{result.seconds:.0f} s ({result.images_per_s:.1f} images/s){best}; outputs in {result.output_dir}")
+        if result.interrupted:
+            print(f"to continue: {_resume(args)}")
     return 130 if result.interrupted else 0
+
+
+def _resume(args: argparse.Namespace) -> str:
+    """The command line that continues this run from its newest checkpoint (under torchrun: the same launch)."""
+    config = ["-c", args.config] if args.config else []
+    return shlex.join(["liteseg", "train", *config, *args.overrides, "--resume", "auto"])

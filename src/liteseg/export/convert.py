@@ -25,13 +25,23 @@ def _write_safetensors(loaded: LoadedModel, out: Path, *, half: bool = False, ov
     return f"wrote {out}"
 
 
+# what a Paddle inference program appended after the logits (ModelMeta.output_op) -> the ONNX output that keeps it
+OUTPUT_OF_OP = {"argmax": "labels", "softmax": "probs"}
+
+
 def _write_onnx(loaded: LoadedModel, out: Path, *, half: bool = False, overwrite: bool = False,
-                input_shape: Sequence[int] | None = None) -> str:
-    """``input_shape`` if given, else the source program's fixed feed shape if it has one, else dynamic H x W."""
+                input_shape: Sequence[int] | None = None, output: str | None = None) -> str:
+    """``input_shape`` if given, else the source program's fixed feed shape if it has one, else dynamic H x W.
+    ``output`` (logits, probs or labels) if given, else what the source outputs (labels for an argmax package)."""
     from .onnx import export_onnx
 
     shape = input_shape if input_shape is not None else (loaded.meta.input_shape if loaded.meta.fixed_hw else None)
-    return export_onnx(loaded, out, input_shape=shape, fp16=half, overwrite=overwrite).summary()
+    kept = OUTPUT_OF_OP.get(loaded.meta.output_op, "logits")
+    message = export_onnx(loaded, out, input_shape=shape, fp16=half, overwrite=overwrite,
+                          output=output or kept).summary()
+    if output is None and kept != "logits":
+        message += f"\noutput {kept}: kept from the source, whose output op is {loaded.meta.output_op}"
+    return message
 
 
 WRITERS: dict[str, Writer] = {".safetensors": _write_safetensors, ".onnx": _write_onnx}
@@ -51,7 +61,8 @@ def writer_for(out: str | Path) -> Writer:
 
 
 def convert(loaded: LoadedModel, out: str | Path, *, half: bool = False, overwrite: bool = False,
-            input_shape: Sequence[int] | None = None) -> str:
-    """Write ``loaded`` to ``out`` in the format of its suffix (``input_shape`` fixes an ONNX input); returns
-    the message to show (it starts with ``wrote OUT``)."""
-    return writer_for(out)(loaded, Path(out), half=half, overwrite=overwrite, input_shape=input_shape)
+            input_shape: Sequence[int] | None = None, output: str | None = None) -> str:
+    """Write ``loaded`` to ``out`` in the format of its suffix (``input_shape`` fixes an ONNX input, ``output``
+    picks its output, default the source's); returns the message to show (it starts with ``wrote OUT``)."""
+    options = {"output": output} if output else {}  # only the ONNX writer has outputs to choose
+    return writer_for(out)(loaded, Path(out), half=half, overwrite=overwrite, input_shape=input_shape, **options)

@@ -249,7 +249,7 @@ def export_onnx(source: Any, path: str | os.PathLike, *, input_shape: str | Sequ
     start = time.perf_counter()
     path = Path(path)
     if path.exists() and not overwrite:
-        raise ExportError(f"{path}: already exists; pass --force (overwrite=True) to replace it")
+        raise ExportError(f"{path}: already exists; pass overwrite=True to replace it")
     proto, wrapper, info, meta, shape = build_onnx(
         source, input_shape=input_shape, output=output, labels_dtype=labels_dtype, output_size=output_size,
         include_preprocess=include_preprocess, input_layout=input_layout, opset=opset, fp16=fp16, simplify=simplify,

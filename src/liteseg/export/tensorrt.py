@@ -89,7 +89,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
                             "pip install tensorrt") from None
     engine_path = Path(engine_path)
     if engine_path.exists() and not overwrite:
-        raise TensorRTError(f"{engine_path}: already exists; pass --force (overwrite=True) to replace it")
+        raise TensorRTError(f"{engine_path}: already exists; pass overwrite=True to replace it")
     proto, info, profile = read_profile(onnx_path)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)

@@ -27,7 +27,7 @@ def save_native(path: str | os.PathLike, state: dict[str, torch.Tensor], meta: d
     try:
         atomic_save(path, lambda tmp: save_file(tensors, str(tmp), metadata=header), overwrite=overwrite)
     except FileExistsError as e:
-        raise FormatError(f"{e} (pass --force / overwrite=True to replace it)") from None
+        raise FormatError(str(e)) from None
 
 
 def load_native(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -7,6 +7,7 @@ Backends other than ``torch`` live in their own modules and register themselves 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from abc import ABC, abstractmethod
 from typing import Any, Callable
@@ -18,6 +19,7 @@ from torch import nn
 from ..errors import LitesegError, install_hint
 from ..loading import resolve_model
 from ..meta import ModelMeta
+from . import hardware
 from .preprocess import normalize
 
 
@@ -80,6 +82,8 @@ class TorchBackend(Backend):
         self.dtype = torch.float32
         if half:
             self.dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+            if self.device.type == "cpu" and not hardware.cpu_bf16_fast_path():
+                logging.getLogger("liteseg").warning("warning: %s", hardware.SLOW_BF16)
 
     def _to_device(self, x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)

@@ -35,11 +35,17 @@ def _normalize_tables(mean: tuple[float, ...], std: tuple[float, ...]) -> np.nda
     return np.ascontiguousarray(pixel_normalize(levels, np.asarray(mean, np.float32), np.asarray(std, np.float32)).T)
 
 
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """A tensor sharing ``a``'s memory when it is writable and C-contiguous, else of a C-contiguous copy (decoded
+    images are read-only numpy views, and ``torch.from_numpy`` warns about those)."""
+    return torch.from_numpy(a if a.flags.writeable and a.flags.c_contiguous else np.array(a, order="C"))
+
+
 def resize_bilinear(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of float ``[N, C, H, W]`` arrays (align_corners=False, as PaddleSeg)."""
     if tuple(x.shape[2:]) == tuple(size):
         return x
-    t = F.interpolate(torch.from_numpy(np.ascontiguousarray(x)), size=size, mode="bilinear", align_corners=False)
+    t = F.interpolate(_tensor(x), size=size, mode="bilinear", align_corners=False)
     return t.numpy()
 
 
@@ -47,7 +53,7 @@ def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a uint8 ``[H, W, 3]`` image (no antialiasing, like cv2.INTER_LINEAR in PaddleSeg)."""
     if tuple(image.shape[:2]) == tuple(size):
         return image
-    t = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    t = _tensor(image).permute(2, 0, 1)[None].float()
     out = F.interpolate(t, size=size, mode="bilinear", align_corners=False)
     return out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
@@ -56,7 +62,7 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of an integer ``[H, W]`` label map."""
     if tuple(labels.shape) == tuple(size):
         return labels
-    t = torch.from_numpy(np.ascontiguousarray(labels).astype(np.int64))[None, None].float()
+    t = _tensor(labels.astype(np.int64))[None, None].float()
     return F.interpolate(t, size=size, mode="nearest")[0, 0].numpy().astype(labels.dtype)
 
 

@@ -6,6 +6,7 @@ state dicts.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -26,6 +27,7 @@ from ..models.layers import paddle_conv_init
 from ..models.registry import build_model
 from . import zoo
 
+log = logging.getLogger("liteseg")
 _AUX_HEAD = re.compile(r"^seg_heads\.[1-9]\d*\.")
 _CLASSIFIER = re.compile(r"^seg_heads\.\d+\.conv_out\.weight$")
 
@@ -41,8 +43,14 @@ class LoadReport:
 
     def summary(self) -> str:
         parts = [f"{self.loaded} tensors loaded"]
-        if self.kept_default:
-            parts.append(f"{len(self.kept_default)} kept at init ({_brief(self.kept_default)})")
+        aux = [k for k in self.kept_default if _AUX_HEAD.match(k)]
+        if aux:
+            heads = ", ".join(sorted({".".join(k.split(".")[:2]) for k in aux}))
+            parts.append(f"{len(aux)} kept at init ({heads}: the auxiliary training heads, which inference models "
+                         f"do not contain and inference does not use)")
+        other = [k for k in self.kept_default if not _AUX_HEAD.match(k)]
+        if other:
+            parts.append(f"{len(other)} kept at init ({_brief(other)})")
         if self.reinitialized:
             parts.append(f"{len(self.reinitialized)} re-initialised ({_brief(self.reinitialized)})")
         if self.ignored:
@@ -166,8 +174,9 @@ def load(source: str | os.PathLike, *, arch: str | None = None, num_classes: int
         loaded.load_seconds = time.perf_counter() - start
         return loaded
     if not path.exists():
-        raise FormatError(f"{text}: no such file or folder (expected a .pdparams, .safetensors, .pt, an inference "
-                          f"model folder, a .tgz or a published weight name: {', '.join(zoo.list_weights())})")
+        raise FormatError(f"{text}: no such file or folder, and not a published weight name; {zoo.name_hint(text)} "
+                          f"(a model is a .pdparams, .safetensors, .pt, an inference model folder, a .tgz or a "
+                          f"weight name)")
     if path.is_dir() or path.suffix in im_format.PROGRAM_SUFFIXES or im_format.is_archive(path):
         loaded = _load_inference_model(path, arch, num_classes, reinit_head, strict)
     elif path.suffix == ".pdparams":
@@ -293,7 +302,9 @@ def create_model(name: str, *, num_classes: int | None = None, weights: str | os
 
     Without ``weights`` the model is randomly initialised the way PaddleSeg does it. With ``weights`` (any
     file ``liteseg.load`` accepts, or a published weight name from ``liteseg.list_weights()``) the class count
-    comes from the file unless ``num_classes`` and ``reinit_head`` ask for new classifiers. The model is returned in train mode, like any fresh nn.Module.
+    comes from the file unless ``num_classes`` and ``reinit_head`` ask for new classifiers; then what was loaded
+    and what was re-initialised is logged (``model.load_report`` holds it). The model is returned in train mode,
+    like any fresh nn.Module.
     """
     if weights is None:
         if num_classes is not None:
@@ -303,5 +314,7 @@ def create_model(name: str, *, num_classes: int | None = None, weights: str | os
         raise ValueError(f"architecture arguments {sorted(kwargs)} cannot be combined with weights=; the "
                          f"architecture is read from the weights")
     loaded = load(weights, arch=name, num_classes=num_classes, reinit_head=reinit_head)
-    loaded.model.meta = loaded.meta
+    loaded.model.meta, loaded.model.load_report = loaded.meta, loaded.report
+    if reinit_head:  # what was kept and what is new, as the fine-tuning user needs to know
+        log.warning("%s: %s", weights, loaded.report.summary())
     return loaded.model.train()

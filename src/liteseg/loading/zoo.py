@@ -5,6 +5,7 @@ This module only knows names, records and files; :func:`liteseg.load` turns the 
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import os
@@ -142,6 +143,28 @@ def canonical_name(name: str) -> str | None:
     return name if name in WEIGHTS else None
 
 
+def name_hint(name: str) -> str:
+    """What to tell a user whose ``name`` is no weight name: the close names (``did you mean ...?``), an
+    architecture's weights when ``name`` is (close to) an architecture name, else every weight name."""
+    from ..models import list_models
+
+    archs = list_models()
+    if name in archs:
+        return (f"{name!r} is an architecture, not weights; its published weights: {', '.join(_weights_of(name))} "
+                f"(create_model({name!r}) builds it with random weights)")
+    close = difflib.get_close_matches(name, [*list_weights(), *ALIASES], n=3, cutoff=0.8)
+    if close:
+        return f"did you mean {' or '.join(map(repr, close))}?"
+    arch = difflib.get_close_matches(name, archs, n=1, cutoff=0.8)
+    if arch:
+        return f"did you mean the weights of {arch[0]!r}: {', '.join(_weights_of(arch[0]))}?"
+    return f"weight names: {', '.join(list_weights())}"
+
+
+def _weights_of(arch: str) -> list[str]:
+    return [w for w in list_weights() if w.startswith(f"{arch}.")]
+
+
 def list_weights() -> list[str]:
     """Names accepted by ``create_model(..., weights=NAME)`` and ``liteseg.load(NAME)`` (aliases not repeated)."""
     return sorted(name for name in WEIGHTS if name not in SHIPPED or SHIPPED[name].is_file())
@@ -151,7 +174,7 @@ def record(name: str) -> Weights:
     """The record of weight ``name`` (or one of its aliases)."""
     found = canonical_name(name)
     if found is None:
-        raise LitesegError(f"unknown weights {name!r}; available: {', '.join(list_weights())} (or a file path)")
+        raise LitesegError(f"unknown weights {name!r}; {name_hint(name)} (or pass a file path)")
     return WEIGHTS[found]
 
 

@@ -1,6 +1,7 @@
 """Model registry: ``@register_model`` entrypoints, ``create_model`` and ``list_models`` (timm style)."""
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from typing import Any, Callable
 
@@ -27,7 +28,12 @@ def model_entrypoint(name: str) -> Callable[..., nn.Module]:
     try:
         return _MODELS[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; registered models: {', '.join(list_models())}") from None
+        close = difflib.get_close_matches(name, list_models(), n=2, cutoff=0.8)
+        arch = name.split(".")[0]
+        hint = (f"{name!r} names weights: create_model({arch!r}, weights={name!r})" if arch in _MODELS else
+                f"did you mean {' or '.join(map(repr, close))}?" if close else
+                f"registered models: {', '.join(list_models())}")
+        raise ValueError(f"unknown model {name!r}; {hint}") from None
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

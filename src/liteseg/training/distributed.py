@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -50,23 +51,44 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """``dist.all_reduce`` (sum) that autograd differentiates: the gradient of every process's input is the sum of
+    the output gradients of all processes (what the deprecated ``torch.distributed.nn.functional.all_reduce`` did,
+    with the supported ``torch.distributed`` API only)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        out = x.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
+def all_reduce_sum_autograd(values: torch.Tensor) -> torch.Tensor:
+    """The sum of ``values`` over all processes, differentiable (gradients are summed over processes too)."""
+    return _AllReduceSum.apply(values)
+
+
 class CPUSyncBatchNorm(nn.BatchNorm2d):
     """Batch norm with statistics over all processes, for CPU (gloo) runs.
 
     ``nn.SyncBatchNorm`` only runs on accelerators; this module reduces per-channel sums, sums of squares and
-    counts with the autograd-aware ``torch.distributed.nn.functional.all_reduce`` so that N processes normalise
+    counts with an autograd-aware all-reduce (:func:`all_reduce_sum_autograd`) so that N processes normalise
     (and back-propagate) exactly like one process with the concatenated batch. Eval mode is plain batch norm.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or not dist.is_initialized() or dist.get_world_size() == 1:
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         c = x.shape[1]
         local = torch.cat([x.sum(dim=(0, 2, 3)), (x * x).sum(dim=(0, 2, 3)),
                            x.new_full((1,), x.numel() / c)])
-        total = all_reduce(local)
+        total = all_reduce_sum_autograd(local)
         count = total[-1]
         mean = total[:c] / count
         var = total[c:2 * c] / count - mean * mean

@@ -13,7 +13,7 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
     target = Path(path)
     if not overwrite and target.exists():
-        raise FileExistsError(f"{target}: already exists; choose another name or allow overwriting")
+        raise FileExistsError(f"{target}: already exists; choose another name or pass overwrite=True to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     os.close(fd)
