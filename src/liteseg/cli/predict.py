@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import LitesegError
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, write_error
 from . import options
 from .run_dir import check_output_dir, prepare_output_dir
 
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..inference.inputs import Frame, iter_frames, list_sources
     from ..inference.pipeline import WriteBehind, prefetch
-    from ..inference.segmenter import Segmenter
+    from ..inference.segmenter import Segmenter, save_image
     from ..inference.visualize import legend
     from ..loading.zoo import default_model
     from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
@@ -117,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"0 {noun} segmented, {failed} failed; nothing written")
         return 1
     legend_path = out_dir / "legend.png"
-    with atomic_path(legend_path) as tmp:
-        Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)).save(tmp, format="PNG")
+    save_image(legend_path, Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)))
     print(f"{done} {noun} segmented, {failed} failed, {rate:.2f} {unit}/s ({seg.backend.name}) -> {out_dir}")
     if "overlay" in kinds:
         print(f"overlays: {out_dir / 'overlay'}   legend: {legend_path}")
@@ -144,7 +143,7 @@ def _write(frame: Frame, result: SegResult, kinds: list[str], args: argparse.Nam
     import numpy as np
     from PIL import Image
 
-    from ..inference.segmenter import PNG_OPTIONS, write_output
+    from ..inference.segmenter import save_image, write_output
     from ..inference.visualize import side_by_side
     from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
 
@@ -153,8 +152,7 @@ def _write(frame: Frame, result: SegResult, kinds: list[str], args: argparse.Nam
         write_output(out_dir / kind / f"{frame.name}{suffix}", kind, result, args.alpha, overwrite=True)
     if args.cityscapes_ids:
         ids = np.asarray(CITYSCAPES_TRAINID_TO_LABELID, dtype=np.uint8)[result.labels.clip(0, 18)]
-        with atomic_path(out_dir / "label_ids" / f"{frame.name}.png") as tmp:
-            Image.fromarray(ids).save(tmp, format="PNG", **PNG_OPTIONS)
+        save_image(out_dir / "label_ids" / f"{frame.name}.png", Image.fromarray(ids))
     if frame.video and args.save_video:
         if frame.video not in videos:
             videos[frame.video] = _VideoWriter(out_dir / "video" / f"{Path(frame.video).stem}.mp4", frame.fps)
@@ -162,11 +160,12 @@ def _write(frame: Frame, result: SegResult, kinds: list[str], args: argparse.Nam
 
 
 class _VideoWriter:
-    """An .mp4 written to a temporary file and renamed into place on close."""
+    """An .mp4 written to a temporary file and renamed into place on close, once it reads back in full."""
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path, self.fps = path, fps or 25.0
         self.writer = None
+        self.frames = 0
         self._ctx = atomic_path(path)
         self.tmp = self._ctx.__enter__()
 
@@ -178,8 +177,19 @@ class _VideoWriter:
             h, w = rgb.shape[:2]
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
         self.writer.write(np.ascontiguousarray(rgb[:, :, ::-1]))
+        self.frames += 1
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
+        """Finish the file; OpenCV ignores failed writes, so the frames are counted back before the rename."""
+        from ..inference.inputs import video_frame_count
+
+        try:
+            if self.writer is not None:
+                self.writer.release()
+                found = video_frame_count(self.tmp)
+                if found != self.frames:
+                    raise write_error(self.path, f"the video reads back {found} of {self.frames} frames")
+        except BaseException as e:
+            self._ctx.__exit__(type(e), e, e.__traceback__)
+            raise
         self._ctx.__exit__(None, None, None)

@@ -1,6 +1,7 @@
 """``Segmenter``: images in, label maps (and optionally probabilities/logits) at the original size out."""
 from __future__ import annotations
 
+import io
 import logging
 import os
 import zlib
@@ -14,7 +15,7 @@ from PIL import Image
 
 from ..errors import LitesegError
 from ..meta import ModelMeta
-from ..utils.io import atomic_path
+from ..utils.io import atomic_write_bytes
 from .backends import Backend, create_backend
 from .inputs import as_rgb
 from . import tta
@@ -86,15 +87,21 @@ def write_output(path: Path, kind: str, result: SegResult, alpha: float = 0.5, o
     elif kind == "probs":
         if result.probs is None:
             raise ValueError("no probabilities computed; create the Segmenter with probs=True")
-        with atomic_path(path, overwrite) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, result.probs.astype(np.float16))
+        buffer = io.BytesIO()
+        np.save(buffer, result.probs.astype(np.float16))
+        atomic_write_bytes(path, buffer.getbuffer(), overwrite)
         return
     else:
         raise ValueError(f"unknown output kind {kind!r}; choose from {sorted(_SUFFIX)}")
     fmt = "JPEG" if path.suffix == ".jpg" else "PNG"
-    with atomic_path(path, overwrite) as tmp:
-        data.save(tmp, format=fmt, **({"quality": 90} if fmt == "JPEG" else PNG_OPTIONS))
+    save_image(path, data, fmt, overwrite)
+
+
+def save_image(path: Path, image: Image.Image, fmt: str = "PNG", overwrite: bool = True) -> None:
+    """Encode ``image`` in memory (PNG with :data:`PNG_OPTIONS`, or JPEG quality 90) and write it atomically."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"quality": 90} if fmt == "JPEG" else PNG_OPTIONS))
+    atomic_write_bytes(path, buffer.getbuffer(), overwrite)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
