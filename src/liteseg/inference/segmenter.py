@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from ..errors import LitesegError
 from ..meta import ModelMeta
 from ..utils.io import atomic_write_bytes
 from .backends import Backend, create_backend
+from .budget import PixelBudget
 from .inputs import as_rgb
 from . import tta
 from .preprocess import argmax_channels, normalize, resize_bilinear, resize_image, resize_labels
@@ -125,7 +127,7 @@ class Segmenter:
                  channel_order: str = "rgb", probs: bool = False, logits: bool = False,
                  keep_image: bool = True, batch_size: int = 1, half: bool = False, threads: int | None = None,
                  tile: str | tuple[tuple[int, int], tuple[int, int]] | None = None,
-                 meta: ModelMeta | None = None) -> None:
+                 meta: ModelMeta | None = None, budget: PixelBudget | None = None) -> None:
         if isinstance(model, Backend):
             self.backend = model
         else:
@@ -143,6 +145,7 @@ class Segmenter:
         self.channel_order = channel_order
         self.want_probs, self.want_logits, self.keep_image = probs, logits, keep_image
         self.batch_size = max(1, int(batch_size))
+        self.budget = budget  # batches are split to stay within budget.max_batch_pixels
         fixed_batch = self.meta.input_shape[0] if self.meta.input_shape else -1
         if fixed_batch > 0:
             self.batch_size = min(self.batch_size, fixed_batch)
@@ -190,16 +193,20 @@ class Segmenter:
         run ahead in a reader thread (see :func:`liteseg.inference.pipeline.prefetch`).
         """
         pending: list[Any] = []
+        pixels = 0  # in the network input of the pending batch, against ``budget.max_batch_pixels``
         for item in items:
             image = image_of(item)
+            cost = 0 if image is None else math.prod(self.target_hw or image.shape[:2])
             if pending and (image is None or len(pending) >= self.batch_size
-                            or not (self.target_hw or image.shape == image_of(pending[0]).shape)):
+                            or not (self.target_hw or image.shape == image_of(pending[0]).shape)
+                            or (self.budget is not None and not self.budget.fits_batch(pixels, cost))):
                 yield self.prepare([image_of(p) for p in pending], pending)
-                pending = []
+                pending, pixels = [], 0
             if image is None:
                 yield item
             else:
                 pending.append(item)
+                pixels += cost
         if pending:
             yield self.prepare([image_of(p) for p in pending], pending)
 
