@@ -6,7 +6,7 @@ import logging
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from ..errors import LitesegError
 from ..utils.io import atomic_path, write_error
@@ -16,6 +16,7 @@ from .run_dir import check_output_dir, prepare_output_dir
 if TYPE_CHECKING:
     import numpy as np
 
+    from ..inference.budget import PixelBudget
     from ..inference.inputs import Frame
     from ..inference.segmenter import PreparedBatch, SegResult
 
@@ -46,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
     p.add_argument("--tile", metavar="CROP,STRIDE", type=options.slide,
                    help="sliding-window prediction for very large images, e.g. 1024x512,768x384 (logits averaged)")
+    p.add_argument("--max-pixels", type=options.positive_int, default=4096 * 4096,
+                   help="largest image (width x height) segmented whole, else skipped: use --tile for larger ones "
+                        "(default 16777216, about 2.3 GB for PP-LiteSeg on CPU)")
+    p.add_argument("--max-aspect", type=options.float_range(1.0), default=20.0,
+                   help="largest aspect ratio (long side / short side), else skipped (default 20)")
     p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU where the backend supports it")
     p.set_defaults(func=run)
 
@@ -54,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
     from tqdm import tqdm
 
-    from ..inference.inputs import Frame, iter_frames, list_sources
+    from ..inference.budget import PixelBudget
+    from ..inference.inputs import Frame, iter_frames, list_sources, output_names
     from ..inference.pipeline import WriteBehind, prefetch
     from ..inference.segmenter import Segmenter, save_image
     from ..inference.visualize import legend
@@ -68,12 +75,14 @@ def run(args: argparse.Namespace) -> int:
     if args.save_probs:
         kinds.append("probs")
     files = list_sources(args.source)  # fails early on a missing source or an empty folder
+    output_names(files, Path(args.source) if Path(args.source).is_dir() else None)  # and on clashing names
     total, unit = _count(files)
     if args.output is not None:
         check_output_dir(args.output, exist_ok=args.exist_ok)
     model = args.model or default_model()
+    budget = PixelBudget(None if args.tile else args.max_pixels, args.max_aspect)  # tiles bound memory already
     seg = Segmenter(model, backend=args.backend, device=args.device, probs=args.save_probs,
-                    batch_size=args.batch_size, half=args.half, threads=args.threads, tile=args.tile)
+                    batch_size=args.batch_size, half=args.half, threads=args.threads, tile=args.tile, budget=budget)
     if args.cityscapes_ids and seg.meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
         raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {seg.meta.num_classes}")
     state = {"done": 0, "out_dir": None}  # the writer thread counts; the folder is made with the first result,
@@ -92,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{state['done'] / (time.perf_counter() - start):.2f} {unit}/s")
 
     # read + decode + normalise ahead, the model here, argmax + colour + encode + write behind (pipeline.py)
-    batches = seg.batches(iter_frames(args.source, files), lambda frame: frame.image)
+    batches = seg.batches(_within(iter_frames(args.source, files), budget), lambda frame: frame.image)
     try:
         with closing(prefetch(batches, READ_AHEAD)) as work, WriteBehind(WRITE_BEHIND) as writer:
             for batch in work:
@@ -124,6 +133,15 @@ def run(args: argparse.Namespace) -> int:
     if not getattr(seg.meta, "trained", True):
         print("note: these weights are untrained (random); the overlays show the pipeline, not real segmentation")
     return 1 if failed else 0
+
+
+def _within(frames: Iterator[Frame], budget: PixelBudget) -> Iterator[Frame]:
+    """``frames``, with those over the pixel budget turned into errors (skipped) before they become floats."""
+    from ..inference.inputs import Frame
+
+    for frame in frames:
+        problem = None if frame.image is None else budget.problem(frame.image.shape[1], frame.image.shape[0])
+        yield Frame(frame.name, frame.source, error=f"{frame.source}: {problem}") if problem else frame
 
 
 def _count(files: list[Path]) -> tuple[int | None, str]:
