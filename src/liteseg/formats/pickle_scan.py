@@ -76,6 +76,10 @@ def _scan(stream: io.IOBase, source: str) -> None:
                 memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1]
             elif name == "DUP":
                 stack.append(stack[-1])
+            elif not op.stack_before:  # a constant, an empty container, a GLOBAL (its text is arg), PROTO, FRAME
+                if op.stack_after:
+                    stack.append(_Item(0, op.stack_after[0] in _SCALARS,
+                                       arg if isinstance(arg, str) and len(arg) < 64 else None))
             else:
                 _apply(op, arg, pos, stack, source)
     except (ValueError, IndexError, EOFError) as e:  # bad opcode, truncated data, stack underflow
