@@ -8,7 +8,6 @@ import threading
 import time
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from ..conftest import require_module
@@ -136,15 +135,3 @@ def test_unfinished_headers_are_timed_out(segmenter, monkeypatch):
         server.should_exit = True
         thread.join(30)
 
-
-@pytest.fixture()
-def start_server(segmenter):
-    servers: list[ThreadedServer] = []
-
-    def start(**config) -> str:
-        servers.append(ThreadedServer(create_app(ServeConfig(**config), segmenter)).__enter__())
-        return servers[-1].url
-
-    yield start
-    for server in servers:
-        server.__exit__(None, None, None)

@@ -109,9 +109,10 @@ def test_full_queue_is_503_with_retry_after(start_server):
     for thread in clients:
         thread.start()
     deadline = time.monotonic() + 10
-    while httpx.get(f"{url}/readyz").json()["queue"] < 2:  # both wait for the batch to fill
-        assert time.monotonic() < deadline, "the two requests never reached the queue"
+    while (ready := httpx.get(f"{url}/readyz")).status_code == 200 and ready.json()["queue"] < 2:
+        assert time.monotonic() < deadline, "the two requests never reached the queue"  # (waiting for the batch)
         time.sleep(0.02)
+    _assert_error(ready, 503, "busy")  # readiness says a new request would be refused
     refused = _post(url, content=GOOD, headers={"Content-Type": "image/png"})
     error = _assert_error(refused, 503, "queue_full")
     assert int(refused.headers["Retry-After"]) >= 1 and "--max-queue" in error["message"]
