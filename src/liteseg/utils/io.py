@@ -92,7 +92,8 @@ def write_error(path: Path, reason: str) -> WriteError:
     """The error for an output that could not be written in full, with the free space where it was going."""
     folder = path.parent if path.parent.exists() else Path(".")
     try:
-        free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free"
+        space = shutil.disk_usage(folder).free
+        free = f"{space / 2**20:.1f} MiB free" if space >= 2**20 else f"{space} bytes free"
     except OSError:
         free = "free space unknown"
     return WriteError(f"{path}: could not be written ({reason}; {free} in {folder.resolve()}); nothing was "
