@@ -42,32 +42,33 @@ def scan_pickle(data: bytes, source: str) -> None:
 
 
 def scan_torch_file(path: str | Path) -> None:
-    """Pre-scan every pickle of a ``torch.save`` file (zip archive or legacy format) before ``torch.load``."""
+    """Pre-scan every pickle of a ``torch.save`` file (zip archive or legacy format) before ``torch.load``; what
+    is not a pickle at all is left to torch to report."""
     path = Path(path)
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
                 for name in archive.namelist():
                     if name.endswith(".pkl"):
-                        _scan(io.BytesIO(archive.read(name)), f"{path} ({name})")
+                        _scan(io.BytesIO(archive.read(name)), f"{path} ({name})", strict=False)
         except (zipfile.BadZipFile, OSError, EOFError) as e:
             raise FormatError(f"{path}: a damaged torch archive ({e}); re-download or re-save it") from None
         return
     with open(path, "rb") as f:  # legacy format: magic, protocol, system info, the data, then the storage keys
         for _ in range(5):
-            if not f.peek(1):
+            if not f.peek(1) or not _scan(f, str(path), strict=False):
                 break
-            _scan(f, str(path))
 
 
-def _scan(stream: io.IOBase, source: str) -> None:
+def _scan(stream: io.IOBase, source: str, strict: bool = True) -> bool:
+    """Walk one pickle; False (or, if ``strict``, a FormatError) when it is not a readable pickle."""
     stack: list[_Item] = []
     memo: dict[object, _Item] = {}
     try:
         for op, arg, pos in pickletools.genops(stream):
             name = op.name
             if name == "STOP":
-                return
+                return True
             if name == "MARK":
                 stack.append(_MARK)
             elif name in _GET:
@@ -83,8 +84,12 @@ def _scan(stream: io.IOBase, source: str) -> None:
             else:
                 _apply(op, arg, pos, stack, source)
     except (ValueError, IndexError, EOFError) as e:  # bad opcode, truncated data, stack underflow
+        if not strict:
+            return False
         raise FormatError(f"{source}: not a readable pickle ({type(e).__name__}: {e}); the file is truncated or "
                           f"corrupt, re-download or re-export it") from None
+    if not strict:
+        return False
     raise FormatError(f"{source}: not a readable pickle (no STOP opcode); the file is truncated")
 
 
