@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-_LIMIT = 64 * 1024
+_LIMIT = 16 * 1024
 _SCRIPT = """
 import resource, signal, sys
 from pathlib import Path
@@ -22,8 +22,9 @@ from liteseg.cli.main import main
 from liteseg.errors import LitesegError
 from liteseg.training.checkpoint import save_checkpoint
 out = Path(sys.argv[1])
-print("predict", main(["predict", sys.argv[2], "--save", "overlay", "-o", str(out / "pred")]), flush=True)
-print("convert", main(["convert", sys.argv[3], "-o", str(out / "m.safetensors"), "--half"]), flush=True)
+model = sys.argv[3]
+print("predict", main(["predict", sys.argv[2], "-m", model, "--save", "overlay", "-o", str(out / "pred")]), flush=True)
+print("convert", main(["convert", model, "-o", str(out / "m.safetensors")]), flush=True)
 try:
     save_checkpoint({{"model": {{"w": torch.zeros(100_000)}}}}, out / "ckpt" / "last.pt")
 except LitesegError as e:
@@ -35,13 +36,13 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
 
-def test_full_disk_outputs_are_clean_errors_and_leave_nothing(tmp_path, fixture_dir):
+def test_full_disk_outputs_are_clean_errors_and_leave_nothing(tmp_path, serve_model_file):
     image = tmp_path / "noise.png"  # noise: its overlay JPEG is far over the limit, the PNG itself is read only
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (384, 512, 3), dtype=np.uint8)).save(image)
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 320, 3), dtype=np.uint8)).save(image)
     out = tmp_path / "out"
     out.mkdir()
     run = subprocess.run([sys.executable, "-c", _SCRIPT.format(limit=_LIMIT), str(out), str(image),
-                          str(fixture_dir / "weights.pdparams")], capture_output=True, text=True, env=_env(),
+                          str(serve_model_file)], capture_output=True, text=True, env=_env(),
                          timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "predict 2" in run.stdout and "convert 2" in run.stdout, run.stdout + run.stderr[-3000:]
