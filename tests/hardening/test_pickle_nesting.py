@@ -1,6 +1,8 @@
-"""Crafted pickles that crashed the unpickler (and torch's) with SIGSEGV end in a FormatError instead."""
+"""Crafted pickles that crashed the unpickler (and torch's) with SIGSEGV end in a FormatError instead; so does
+a tiny model file whose config asks for a huge model (checked under an address-space limit)."""
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -10,13 +12,15 @@ import zipfile
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from liteseg.errors import FormatError
 from liteseg.formats.pickle_scan import scan_pickle
 
 DEEP = b"\x80\x02})" + b"\x85" * 200_000 + b"K\x01s."  # {((((...()...),): 1}, 200,000 tuples deep
 _INFO = """
-import sys
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # building the 50M-class model took 23.7 GB
 from liteseg.cli.main import main
 for path in sys.argv[1:]:
     print(path.rsplit("/", 1)[-1], main(["info", path]), flush=True)
@@ -34,13 +38,18 @@ def test_deep_pickles_are_refused_not_crashed(tmp_path, fixture_dir):
     with zipfile.ZipFile(tmp_path / "ok.pt") as src, zipfile.ZipFile(pt, "w") as dst:
         for name in src.namelist():
             dst.writestr(name, DEEP if name.endswith("data.pkl") else src.read(name))
-    run = subprocess.run([sys.executable, "-c", _INFO, str(pdparams), str(model_dir), str(pt)],
+    huge = tmp_path / "huge.safetensors"
+    save_file({"x": torch.zeros(1)}, str(huge), metadata={"liteseg": json.dumps(
+        {"format_version": 1, "arch": "pp_liteseg_t", "config": {"num_classes": 50_000_000}, "meta": {}})})
+    run = subprocess.run([sys.executable, "-c", _INFO, str(pdparams), str(model_dir), str(pt), str(huge)],
                          capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert run.returncode != -11, "segmentation fault"
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.split() == ["deep.pdparams", "2", "inference", "2", "deep.pt", "2"], run.stdout + run.stderr
+    assert run.stdout.split() == ["deep.pdparams", "2", "inference", "2", "deep.pt", "2", "huge.safetensors", "2"], \
+        run.stdout + run.stderr
     assert run.stderr.count("nests containers more than 100 deep") == 3, run.stderr
+    assert "config.num_classes is 50000000" in run.stderr and "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize("data", [
