@@ -216,7 +216,8 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
                            f"{config.max_uploads}, --max-uploads); retry shortly", {"Retry-After": "1"})
         state.uploading += 1
         try:
-            data = await read_upload(request, config)
+            data = await read_upload(request, config.max_upload_bytes, config.upload_grace_s,
+                                     config.min_upload_kbs * 1024)
         finally:
             state.uploading -= 1
         if state.admitted >= config.max_queue:  # bounds decoded images in memory, not only those in the batcher
@@ -282,10 +283,9 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
     return app
 
 
-async def read_upload(request: Request, config: ServeConfig) -> bytes:
-    """The image bytes of a multipart (first file part) or raw-body upload, refusing uploads over the size limit
-    or slower than the minimum rate."""
-    max_bytes = config.max_upload_bytes
+async def read_upload(request: Request, max_bytes: int, grace_s: float = 10.0, min_rate: float = 16 * 1024) -> bytes:
+    """The image bytes of a multipart (first file part) or raw-body upload, refusing more than ``max_bytes`` and
+    uploads slower than ``min_rate`` bytes/s after ``grace_s`` seconds."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     multipart = content_type == "multipart/form-data"
     if not (multipart or content_type.startswith("image/") or content_type in RAW_TYPES):
@@ -297,7 +297,7 @@ async def read_upload(request: Request, config: ServeConfig) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise too_large
-    body = await read_body(request, max_bytes, too_large, config.upload_grace_s, config.min_upload_kbs * 1024)
+    body = await read_body(request, max_bytes, too_large, grace_s, min_rate)
     return await _file_part(request, body) if multipart else body
 
 
