@@ -97,6 +97,15 @@ def _pdparams_tree(data: bytes, rng: random.Random) -> bytes:
     return pickle.dumps(tree, protocol=rng.choice([2, 4, 5]))
 
 
+def _deep_nesting(data: bytes, rng: random.Random) -> bytes:
+    """A pickle whose containers nest far deeper than ``pickle.dumps`` can write (it recurses), used as a dict key
+    or as a value: a 200,000-deep tuple key crashed the unpickler (and torch's) with SIGSEGV."""
+    depth = rng.choice([99, 100, 101, 1000, 200_000])
+    inner = rng.choice([b")" + b"\x85" * depth, b"]" + b"\x85" * depth, b"(" * depth + b"t" * depth,
+                        b"}" + b"(}" * depth + b"u" * depth])
+    return b"\x80\x02}" + (inner + b"K\x01s." if rng.random() < 0.5 else b"X\x01\x00\x00\x00k" + inner + b"s.")
+
+
 # --- .pdmodel: protobuf ProgramDesc, program analysis, architecture recovery ----------------------------------
 
 def _pdmodel(data: bytes) -> None:
@@ -404,7 +413,7 @@ def _pir_seeds() -> list[bytes]:
 
 # Name -> harness.
 HARNESSES: dict[str, Harness] = {h.name: h for h in [
-    Harness("pdparams", _pdparams, S.pdparams_seeds, (_pdparams_tree,)),
+    Harness("pdparams", _pdparams, S.pdparams_seeds, (_pdparams_tree, _deep_nesting)),
     Harness("pdmodel", _pdmodel, S.pdmodel_seeds, (_program_tree,)),
     Harness("pdiparams", _pdiparams, S.pdiparams_seeds, (_pdiparams_record,)),
     Harness("deploy", _deploy, S.deploy_seeds, (_deploy_tree,)),

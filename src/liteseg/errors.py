@@ -22,6 +22,10 @@ class DatasetError(LitesegError):
     """A dataset is missing, malformed or holds a bad sample (unreadable file, size mismatch, bad label values)."""
 
 
+class WriteError(LitesegError):
+    """An output file could not be written in full (disk full, file-size limit, ...); nothing was published."""
+
+
 class InputError(LitesegError):
     """An input image or video could not be used (missing, unreadable, or an array of the wrong shape)."""
 

@@ -109,9 +109,10 @@ def test_full_queue_is_503_with_retry_after(start_server):
     for thread in clients:
         thread.start()
     deadline = time.monotonic() + 10
-    while httpx.get(f"{url}/readyz").json()["queue"] < 2:  # both wait for the batch to fill
-        assert time.monotonic() < deadline, "the two requests never reached the queue"
+    while (ready := httpx.get(f"{url}/readyz")).status_code == 200 and ready.json()["queue"] < 2:
+        assert time.monotonic() < deadline, "the two requests never reached the queue"  # (waiting for the batch)
         time.sleep(0.02)
+    _assert_error(ready, 503, "busy")  # readiness says a new request would be refused
     refused = _post(url, content=GOOD, headers={"Content-Type": "image/png"})
     error = _assert_error(refused, 503, "queue_full")
     assert int(refused.headers["Retry-After"]) >= 1 and "--max-queue" in error["message"]
@@ -122,8 +123,8 @@ def test_full_queue_is_503_with_retry_after(start_server):
     assert 'liteseg_errors_total{code="queue_full"} 1.0' in httpx.get(f"{url}/metrics").text
 
 
-def test_uploads_still_arriving_count_against_the_queue(start_server):
-    url = start_server(max_queue=1)
+def test_uploads_still_arriving_have_their_own_slots(start_server):
+    url = start_server(max_queue=1, max_uploads=1)
     sent_first_part, release = threading.Event(), threading.Event()
 
     def slow_body():
@@ -142,7 +143,8 @@ def test_uploads_still_arriving_count_against_the_queue(start_server):
         while (refused := _post(url, content=GOOD, headers={"Content-Type": "image/png"})).status_code != 503:
             assert time.monotonic() < deadline, "a second upload was admitted while the first was still arriving"
             time.sleep(0.05)
-        _assert_error(refused, 503, "queue_full")
+        _assert_error(refused, 503, "uploads_full")
+        _assert_error(httpx.get(f"{url}/readyz"), 503, "busy")  # readiness says a request would be refused
     finally:
         release.set()
         slow.join(30)
@@ -170,5 +172,5 @@ def test_inference_failure_is_500_and_the_server_keeps_serving(segmenter):
     with ThreadedServer(create_app(ServeConfig(), flaky)) as server:
         error = _assert_error(_post(server.url, content=png_bytes(random_image(9, 13)),
                                     headers={"Content-Type": "image/png"}), 500, "inference_failed")
-        assert "simulated out-of-memory" in error["message"]
+        assert "simulated" not in error["message"] and "RuntimeError" not in error["message"]  # in the log only
         _assert_serving(server.url)

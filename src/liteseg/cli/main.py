@@ -8,6 +8,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 from ..errors import LitesegError
+from ..utils.io import remove_temps_on_sigterm
 from .options import OneLineParser, print_error, validate
 
 # Each module registers one sub-command; order = order in ``liteseg --help``.
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, --version, or a usage error already printed as one line
         return int(e.code or 0)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    remove_temps_on_sigterm()
     try:
         validate(args)  # every option, before any work starts
         return int(args.func(args) or 0)

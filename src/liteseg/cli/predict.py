@@ -7,16 +7,17 @@ import sys
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from ..errors import LitesegError
-from ..utils.io import atomic_path
+from ..utils.io import atomic_path, write_error
 from . import options
 from .run_dir import check_output_dir, prepare_output_dir
 
 if TYPE_CHECKING:
     import numpy as np
 
+    from ..inference.budget import PixelBudget
     from ..inference.inputs import Frame
     from ..inference.segmenter import PreparedBatch, SegResult, Segmenter
 
@@ -55,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
     p.add_argument("--tile", metavar="CROP,STRIDE", type=options.slide,
                    help="sliding-window prediction for very large images, e.g. 1024x512,768x384 (logits averaged)")
+    p.add_argument("--max-pixels", type=options.positive_int, default=4096 * 4096,
+                   help="largest image (width x height) segmented whole, else skipped: use --tile for larger ones "
+                        "(default 16777216, about 2.3 GB for PP-LiteSeg on CPU)")
+    p.add_argument("--max-aspect", type=options.float_range(1.0), default=20.0,
+                   help="largest aspect ratio (long side / short side), else skipped (default 20)")
     p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU where the backend supports it")
     p.set_defaults(func=run)
 
@@ -62,7 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ..inference.inputs import Frame, iter_frames, list_sources
+    from ..inference.budget import PixelBudget
+    from ..inference.inputs import Frame, iter_frames, list_sources, output_names
     from ..inference.pipeline import WriteBehind, prefetch
     from ..inference.segmenter import Segmenter
     from ..loading.zoo import default_model
@@ -77,12 +84,14 @@ def run(args: argparse.Namespace) -> int:
         kinds.append("probs")
     live = open_live(args)  # live sources are opened now: one clear error for any that cannot be read
     files = list_sources(args.source) if live is None else []  # fails early on a missing source or empty folder
+    output_names(files, Path(args.source) if Path(args.source).is_dir() else None)  # and on clashing names
     total, unit = _count(files)
     if args.output is not None:
         check_output_dir(args.output, exist_ok=args.exist_ok)
     model = args.model or default_model()
+    budget = PixelBudget(None if args.tile else args.max_pixels, args.max_aspect)  # tiles bound memory already
     seg = Segmenter(model, backend=args.backend, device=args.device, probs=args.save_probs,
-                    batch_size=args.batch_size, half=args.half, threads=args.threads, tile=args.tile)
+                    batch_size=args.batch_size, half=args.half, threads=args.threads, tile=args.tile, budget=budget)
     if args.cityscapes_ids and seg.meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
         raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {seg.meta.num_classes}")
     if live is not None:
@@ -103,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{state['done'] / (time.perf_counter() - start):.2f} {unit}/s")
 
     # read + decode + normalise ahead, the model here, argmax + colour + encode + write behind (pipeline.py)
-    batches = seg.batches(iter_frames(args.source, files), lambda frame: frame.image)
+    batches = seg.batches(_within(iter_frames(args.source, files), budget), lambda frame: frame.image)
     interrupted = False
     try:
         with closing(prefetch(batches, READ_AHEAD)) as work, WriteBehind(WRITE_BEHIND) as writer:
@@ -147,12 +156,21 @@ def write_legend(out_dir: Path, seg: Segmenter) -> Path:
     """``out_dir/legend.png``: the model's classes and their colours."""
     from PIL import Image
 
+    from ..inference.segmenter import save_image
     from ..inference.visualize import legend
 
     path = out_dir / "legend.png"
-    with atomic_path(path) as tmp:
-        Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)).save(tmp, format="PNG")
+    save_image(path, Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)))
     return path
+
+
+def _within(frames: Iterator[Frame], budget: PixelBudget) -> Iterator[Frame]:
+    """``frames``, with those over the pixel budget turned into errors (skipped) before they become floats."""
+    from ..inference.inputs import Frame
+
+    for frame in frames:
+        problem = None if frame.image is None else budget.problem(frame.image.shape[1], frame.image.shape[0])
+        yield Frame(frame.name, frame.source, error=f"{frame.source}: {problem}") if problem else frame
 
 
 def _count(files: list[Path]) -> tuple[int | None, str]:
@@ -172,7 +190,7 @@ def _write(frame: Frame, result: SegResult, kinds: list[str], args: argparse.Nam
     import numpy as np
     from PIL import Image
 
-    from ..inference.segmenter import PNG_OPTIONS, write_output
+    from ..inference.segmenter import save_image, write_output
     from ..inference.visualize import side_by_side
     from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
 
@@ -181,8 +199,7 @@ def _write(frame: Frame, result: SegResult, kinds: list[str], args: argparse.Nam
         write_output(out_dir / kind / f"{frame.name}{suffix}", kind, result, args.alpha, overwrite=True)
     if args.cityscapes_ids:
         ids = np.asarray(CITYSCAPES_TRAINID_TO_LABELID, dtype=np.uint8)[result.labels.clip(0, 18)]
-        with atomic_path(out_dir / "label_ids" / f"{frame.name}.png") as tmp:
-            Image.fromarray(ids).save(tmp, format="PNG", **PNG_OPTIONS)
+        save_image(out_dir / "label_ids" / f"{frame.name}.png", Image.fromarray(ids))
     if frame.video and args.save_video:
         if frame.video not in videos:
             videos[frame.video] = _VideoWriter(out_dir / "video" / f"{Path(frame.video).stem}.mp4", frame.fps)
@@ -190,11 +207,12 @@ def _write(frame: Frame, result: SegResult, kinds: list[str], args: argparse.Nam
 
 
 class _VideoWriter:
-    """An .mp4 written to a temporary file and renamed into place on close."""
+    """An .mp4 written to a temporary file and renamed into place on close, once it reads back in full."""
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path, self.fps = path, fps or 25.0
         self.writer = None
+        self.frames = 0
         self._ctx = atomic_path(path)
         self.tmp = self._ctx.__enter__()
 
@@ -206,8 +224,19 @@ class _VideoWriter:
             h, w = rgb.shape[:2]
             self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
         self.writer.write(np.ascontiguousarray(rgb[:, :, ::-1]))
+        self.frames += 1
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.release()
+        """Finish the file; OpenCV ignores failed writes, so the frames are counted back before the rename."""
+        from ..inference.inputs import video_frame_count
+
+        try:
+            if self.writer is not None:
+                self.writer.release()
+                found = video_frame_count(self.tmp)
+                if found != self.frames:
+                    raise write_error(self.path, f"the video reads back {found} of {self.frames} frames")
+        except BaseException as e:
+            self._ctx.__exit__(type(e), e, e.__traceback__)
+            raise
         self._ctx.__exit__(None, None, None)

@@ -16,7 +16,7 @@ log = logging.getLogger("liteseg")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the model over HTTP (JSON/PNG API, metrics, web page)",
                        description="Serve a model over HTTP: POST /v1/segment, GET /v1/model, /healthz, /readyz, "
-                                   "/metrics, a web page at / and the OpenAPI schema at /docs.")
+                                   "/metrics, a web page at / and the OpenAPI schema at /openapi.json.")
     p.add_argument("--model", "-m", help="model file (any format liteseg.load accepts, or .onnx); default: the "
                                          "shipped default model")
     p.add_argument("--backend", help="torch, onnxruntime or openvino (default: torch; onnxruntime for .onnx)")
@@ -44,6 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="largest image (width x height) accepted, else 413 (default 16777216)")
     p.add_argument("--max-upload-mb", type=options.float_range(0.0, low_open=True), default=20.0,
                    help="largest request body in MiB, else 413 (default 20)")
+    p.add_argument("--max-aspect", type=options.float_range(1.0), default=20.0,
+                   help="largest aspect ratio (long side / short side) accepted, else 413 (default 20)")
+    p.add_argument("--max-batch-pixels", type=options.positive_int, default=4096 * 4096,
+                   help="pixels per model batch; larger batches are split (default 16777216)")
+    p.add_argument("--max-uploads", type=options.positive_int, default=128,
+                   help="request bodies being received at once per worker, apart from --max-queue (default 128)")
+    p.add_argument("--min-upload-kbs", type=options.float_range(0.0, low_open=True), default=16.0,
+                   help="KiB/s an upload must keep up after its first 10 s, else 408 (default 16)")
     p.add_argument("--shutdown-timeout", type=options.float_range(0.0), default=30.0,
                    help="seconds in-flight requests get to finish on Ctrl+C / SIGTERM (default 30)")
     p.set_defaults(func=run)
@@ -55,19 +63,24 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ..serve.app import CONFIG_ENV, ServeConfig, build_segmenter, config_to_env, create_app
-    from ..serve.telemetry import MULTIPROC_ENV
+    from ..serve.guard import LOOPBACK_HOSTS
+    from ..serve.slow_clients import HeaderTimeoutProtocol
+    from ..serve.telemetry import MULTIPROC_ENV, OWN_DIR_ENV
 
     config = ServeConfig(model=args.model, backend=args.backend, device=args.device, threads=args.threads,
                          max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                         max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb)
+                         max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb, max_aspect=args.max_aspect,
+                         max_batch_pixels=args.max_batch_pixels, max_uploads=args.max_uploads,
+                         min_upload_kbs=args.min_upload_kbs,
+                         allowed_hosts=sorted(LOOPBACK_HOSTS) if _is_loopback(args.host) else None)
     if not _is_loopback(args.host):
         log.warning("warning: binding %s makes the API reachable from other machines; it has no authentication",
                     args.host)
     segmenter = build_segmenter(config)  # fail here, with a clear message, on a bad model or backend
     options = dict(host=args.host, port=args.port, timeout_graceful_shutdown=args.shutdown_timeout,
-                   log_level="info", access_log=False)
+                   log_level="info", access_log=False, http=HeaderTimeoutProtocol)
     print(f"serving {args.model or 'the default model'} ({segmenter.backend.name}) on "
-          f"http://{args.host}:{args.port}/  (API docs: /docs, Ctrl+C to stop)", flush=True)
+          f"http://{args.host}:{args.port}/  (API schema: /openapi.json, Ctrl+C to stop)", flush=True)
     if args.workers == 1:
         uvicorn.run(create_app(config, segmenter), **options)
     else:
@@ -76,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         own_dir = MULTIPROC_ENV not in os.environ  # one set of /metrics numbers across the workers
         if own_dir:
             os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="liteseg-metrics-")
+            os.environ[OWN_DIR_ENV] = "1"
         try:
             uvicorn.run("liteseg.serve.app:app_from_env", factory=True, workers=args.workers, **options)
         finally:

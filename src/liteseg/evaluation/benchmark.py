@@ -1,6 +1,7 @@
 """Latency, throughput, memory, parameter and FLOP measurements for any model on any backend."""
 from __future__ import annotations
 
+import io
 import os
 import platform
 import threading
@@ -198,7 +199,7 @@ def results_table(results: Sequence[BenchResult]) -> str:
 
 def plot_results(results: Sequence[BenchResult], path: str | os.PathLike) -> None:
     """Bar chart of median latency per backend, grouped by shape, written atomically as PNG."""
-    from ..utils.io import atomic_path
+    from ..utils.io import atomic_write_bytes
     from ..utils.plots import figure
 
     shapes = sorted({"x".join(map(str, r.shape)) for r in results})
@@ -216,8 +217,9 @@ def plot_results(results: Sequence[BenchResult], path: str | os.PathLike) -> Non
     ax.set_title("liteseg benchmark")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path, overwrite=True) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    atomic_write_bytes(path, buffer.getbuffer(), overwrite=True)
 
 
 def to_json(results: Sequence[BenchResult], stats: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Evaluation reports: a terminal table, ``metrics.json``, a markdown report and two charts (matplotlib)."""
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import LitesegError
-from ..utils.io import atomic_save, atomic_write_bytes
+from ..utils.io import atomic_write_bytes
 from ..utils.plots import INSTALL, figure, have_matplotlib
 from .evaluator import EvalResult
 
@@ -99,7 +100,9 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: Path, overwrite: bool) -> None:
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", bbox_inches="tight"), overwrite=overwrite)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    atomic_write_bytes(path, buffer.getbuffer(), overwrite=overwrite)
 
 
 def plot_confusion(result: EvalResult, path: Path, overwrite: bool = False) -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from ..errors import FormatError
-from ..utils.io import atomic_save
+from ..utils.io import atomic_write_bytes
 
 FORMAT_VERSION = 1
 _KEY = "liteseg"
@@ -25,7 +25,7 @@ def save_native(path: str | os.PathLike, state: dict[str, torch.Tensor], meta: d
         tensors[k] = v.half() if half and v.is_floating_point() else v
     header = {_KEY: json.dumps({"format_version": FORMAT_VERSION, **meta})}
     try:
-        atomic_save(path, lambda tmp: save_file(tensors, str(tmp), metadata=header), overwrite=overwrite)
+        atomic_write_bytes(path, save(tensors, metadata=header), overwrite=overwrite)
     except FileExistsError as e:
         raise FormatError(str(e)) from None
 

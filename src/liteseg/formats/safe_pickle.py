@@ -7,6 +7,7 @@ import pickle
 from typing import Any
 
 from ..errors import FormatError, UnsafePickleError
+from .pickle_scan import scan_pickle
 
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -69,6 +70,7 @@ def load_pickle(path: str | os.PathLike) -> Any:
 
 def loads_pickle(data: bytes, path: str = "<bytes>") -> Any:
     """Unpickle bytes with :class:`RestrictedUnpickler`; ``path`` only names the source in errors."""
+    scan_pickle(data, path)  # deep nesting and container keys crash unpicklers in C: refuse them first
     try:
         return RestrictedUnpickler(io.BytesIO(data), path).load()
     except FormatError:

@@ -1,7 +1,6 @@
 """Turning what users pass (paths, folders, globs, list files, videos, PIL images, arrays) into RGB uint8 frames."""
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from dataclasses import dataclass
@@ -58,7 +57,7 @@ def list_sources(source: str | os.PathLike) -> list[Path]:
     """Expand an image / folder (recursive, sorted) / glob / list file / video into file paths."""
     text = os.fspath(source)
     if is_glob(text) and not Path(text).exists():
-        files = sorted(Path(p) for p in glob.glob(text, recursive=True) if Path(p).is_file())
+        files = _glob_files(text)
         if not files:
             raise InputError(f"{text}: the pattern matches no files")
         return files
@@ -82,13 +81,42 @@ def list_sources(source: str | os.PathLike) -> list[Path]:
     return [path]
 
 
-def _relative_name(path: Path, root: Path | None) -> str:
+def _glob_files(pattern: str) -> list[Path]:
+    """Files matching ``pattern``, sorted; ``**`` does not descend into symlinked folders (a loop never ended),
+    and a file reached twice (through links) is listed once."""
+    parts = Path(pattern).parts
+    fixed = next(i for i, part in enumerate(parts) if is_glob(part))
+    base = Path(*parts[:fixed]) if fixed else Path(".")
+    seen: set[str] = set()
+    files = []
+    for path in sorted(p for p in base.glob(str(Path(*parts[fixed:]))) if p.is_file()):
+        real = os.path.realpath(path)
+        if real not in seen:
+            seen.add(real)
+            files.append(path)
+    return files
+
+
+def output_names(files: list[Path], root: Path | None = None) -> list[str]:
+    """Output names (relative paths without suffix) that cannot collide: paths under ``root`` (a folder source),
+    else file names, else paths relative to the files' common folder; :class:`InputError` lists what still clashes
+    (``img.jpg`` beside ``img.png``)."""
     if root is not None:
-        try:
-            return str(path.relative_to(root).with_suffix(""))
-        except ValueError:
-            pass
-    return path.stem
+        names = [str(p.relative_to(root).with_suffix("")) for p in files]
+    else:
+        names = [p.stem for p in files]
+        if len(set(names)) < len(names) and len(files) > 1:
+            common = Path(os.path.commonpath([os.path.abspath(p) for p in files]))
+            names = [str(Path(os.path.abspath(p)).relative_to(common).with_suffix("")) for p in files]
+    by_name: dict[str, list[str]] = {}
+    for name, path in zip(names, files):
+        by_name.setdefault(name, []).append(str(path))
+    clashes = {name: paths for name, paths in by_name.items() if len(paths) > 1}
+    if clashes:
+        listed = "; ".join(f"{name}: {', '.join(paths)}" for name, paths in list(clashes.items())[:10])
+        raise InputError(f"{len(clashes)} output name(s) would be written by more than one input ({listed}); "
+                         f"rename or move these files, or segment them separately")
+    return names
 
 
 def iter_frames(source: str | os.PathLike, files: list[Path] | None = None) -> Iterator[Frame]:
@@ -98,8 +126,7 @@ def iter_frames(source: str | os.PathLike, files: list[Path] | None = None) -> I
     """
     files = list_sources(source) if files is None else files
     root = Path(source) if Path(source).is_dir() else None
-    for path in files:
-        name = _relative_name(path, root)
+    for path, name in zip(files, output_names(files, root)):
         if path.suffix.lower() in VIDEO_SUFFIXES:
             yield from iter_video(path, name)
             continue

@@ -1,7 +1,9 @@
 """``Segmenter``: images in, label maps (and optionally probabilities/logits) at the original size out."""
 from __future__ import annotations
 
+import io
 import logging
+import math
 import os
 import zlib
 from dataclasses import dataclass, field
@@ -14,8 +16,9 @@ from PIL import Image
 
 from ..errors import InputError, LitesegError
 from ..meta import ModelMeta
-from ..utils.io import atomic_path
+from ..utils.io import atomic_write_bytes
 from .backends import Backend, create_backend
+from .budget import PixelBudget
 from .inputs import as_rgb, iter_frames
 from . import tta
 from .preprocess import argmax_channels, normalize, resize_bilinear, resize_image, resize_labels
@@ -87,15 +90,21 @@ def write_output(path: Path, kind: str, result: SegResult, alpha: float = 0.5, o
     elif kind == "probs":
         if result.probs is None:
             raise ValueError("no probabilities computed; create the Segmenter with probs=True")
-        with atomic_path(path, overwrite) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, result.probs.astype(np.float16))
+        buffer = io.BytesIO()
+        np.save(buffer, result.probs.astype(np.float16))
+        atomic_write_bytes(path, buffer.getbuffer(), overwrite)
         return
     else:
         raise ValueError(f"unknown output kind {kind!r}; choose from {sorted(_SUFFIX)}")
     fmt = "JPEG" if path.suffix == ".jpg" else "PNG"
-    with atomic_path(path, overwrite) as tmp:
-        data.save(tmp, format=fmt, **({"quality": 90} if fmt == "JPEG" else PNG_OPTIONS))
+    save_image(path, data, fmt, overwrite)
+
+
+def save_image(path: Path, image: Image.Image, fmt: str = "PNG", overwrite: bool = True) -> None:
+    """Encode ``image`` in memory (PNG with :data:`PNG_OPTIONS`, or JPEG quality 90) and write it atomically."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **({"quality": 90} if fmt == "JPEG" else PNG_OPTIONS))
+    atomic_write_bytes(path, buffer.getbuffer(), overwrite)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -119,7 +128,7 @@ class Segmenter:
                  channel_order: str = "rgb", probs: bool = False, logits: bool = False,
                  keep_image: bool = True, batch_size: int = 1, half: bool = False, threads: int | None = None,
                  tile: str | tuple[tuple[int, int], tuple[int, int]] | None = None,
-                 meta: ModelMeta | None = None) -> None:
+                 meta: ModelMeta | None = None, budget: PixelBudget | None = None) -> None:
         if isinstance(model, Backend):
             self.backend = model
         else:
@@ -137,6 +146,7 @@ class Segmenter:
         self.channel_order = channel_order
         self.want_probs, self.want_logits, self.keep_image = probs, logits, keep_image
         self.batch_size = max(1, int(batch_size))
+        self.budget = budget  # batches are split to stay within budget.max_batch_pixels
         fixed_batch = self.meta.input_shape[0] if self.meta.input_shape else -1
         if fixed_batch > 0:
             self.batch_size = min(self.batch_size, fixed_batch)
@@ -205,16 +215,20 @@ class Segmenter:
         run ahead in a reader thread (see :func:`liteseg.inference.pipeline.prefetch`).
         """
         pending: list[Any] = []
+        pixels = 0  # in the network input of the pending batch, against ``budget.max_batch_pixels``
         for item in items:
             image = image_of(item)
+            cost = 0 if image is None else math.prod(self.target_hw or image.shape[:2])
             if pending and (image is None or len(pending) >= self.batch_size
-                            or not (self.target_hw or image.shape == image_of(pending[0]).shape)):
+                            or not (self.target_hw or image.shape == image_of(pending[0]).shape)
+                            or (self.budget is not None and not self.budget.fits_batch(pixels, cost))):
                 yield self.prepare([image_of(p) for p in pending], pending)
-                pending = []
+                pending, pixels = [], 0
             if image is None:
                 yield item
             else:
                 pending.append(item)
+                pixels += cost
         if pending:
             yield self.prepare([image_of(p) for p in pending], pending)
 

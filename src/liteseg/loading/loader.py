@@ -21,10 +21,12 @@ from torch import nn
 from ..errors import ArchitectureError, FormatError, LitesegError
 from ..formats import inference_model as im_format
 from ..formats.native import load_native
+from ..formats.pickle_scan import scan_torch_file
 from ..formats.pdparams import infer_config, normalize_paddle_keys, read_pdparams
 from ..meta import ModelMeta
 from ..models.layers import paddle_conv_init
 from ..models.registry import build_model
+from .config_check import check_config
 from . import zoo
 
 log = logging.getLogger("liteseg")
@@ -242,6 +244,7 @@ def _load_native(path: Path, arch, num_classes, reinit_head, strict) -> LoadedMo
     if not found or not config:
         raise FormatError(f"{path}: liteseg metadata lacks the architecture; re-convert the file")
     _check_arch(arch, found, str(path))
+    check_config(found, config, state, str(path))
     model = _build(found, config, num_classes, reinit_head, str(path))
     report = apply_state_dict(model, state, source=str(path), strict=strict, reinit_head=reinit_head)
     loaded = _finish(model, found, dict(source=str(path), source_format="safetensors"), report)
@@ -250,6 +253,7 @@ def _load_native(path: Path, arch, num_classes, reinit_head, strict) -> LoadedMo
 
 
 def _load_torch(path: Path, arch, num_classes, reinit_head, strict) -> LoadedModel:
+    scan_torch_file(path)  # torch's unpickler crashes on deep nesting too
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for bad/unsafe files

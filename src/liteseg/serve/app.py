@@ -24,18 +24,21 @@ from ..inference.segmenter import SegResult, Segmenter
 from .batcher import DynamicBatcher
 from .bodies import read_body
 from .codecs import decode_image, label_png, encode_png, result_json
+from ..inference.budget import DEFAULT_MAX_ASPECT, DEFAULT_MAX_BATCH_PIXELS, DEFAULT_MAX_PIXELS, PixelBudget
 from .errors import ApiError
+from .guard import GuardMiddleware
 from .kserve import ENDPOINTS as V2_ENDPOINTS, add_v2_routes
 from .paddlex import ENDPOINT as PADDLEX_ENDPOINT, add_paddlex_route
-from .telemetry import CONTENT_TYPE, ServeMetrics
+from .telemetry import CONTENT_TYPE, ServeMetrics, end_with_parent
 from .schemas import ErrorBody, ModelInfo, SegmentBody
 
 log = logging.getLogger("liteseg")
 
 CONFIG_ENV = "LITESEG_SERVE_CONFIG"
 RAW_TYPES = ("application/octet-stream",)
-_ENDPOINTS = {"/", "/v1/segment", "/v1/model", "/healthz", "/readyz", "/metrics", "/docs", "/openapi.json",
+_ENDPOINTS = {"/", "/v1/segment", "/v1/model", "/healthz", "/readyz", "/metrics", "/openapi.json",
               PADDLEX_ENDPOINT, *V2_ENDPOINTS}
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}  # metric labels: any other is "other"
 
 
 @dataclass
@@ -49,8 +52,14 @@ class ServeConfig:
     max_batch: int = 8
     max_wait_ms: float = 5.0
     max_queue: int = 64
-    max_pixels: int = 4096 * 4096
+    max_pixels: int = DEFAULT_MAX_PIXELS
     max_upload_mb: float = 20.0
+    max_aspect: float = DEFAULT_MAX_ASPECT
+    max_batch_pixels: int = DEFAULT_MAX_BATCH_PIXELS
+    max_uploads: int = 128  # bodies being received at once, apart from the max_queue images past upload
+    upload_grace_s: float = 10.0
+    min_upload_kbs: float = 16.0  # KiB/s an upload must keep up after the grace period
+    allowed_hosts: list[str] | None = None  # Host header values answered (None: any); set for loopback binds
 
     @property
     def max_upload_bytes(self) -> int:
@@ -62,7 +71,8 @@ def build_segmenter(config: ServeConfig) -> Segmenter:
     from ..loading.zoo import default_model
 
     return Segmenter(config.model or default_model(), backend=config.backend, device=config.device,
-                     threads=config.threads, batch_size=config.max_batch)
+                     threads=config.threads, batch_size=config.max_batch,
+                     budget=PixelBudget(config.max_pixels, config.max_aspect, config.max_batch_pixels))
 
 
 class _State:
@@ -70,7 +80,8 @@ class _State:
         self.segmenter: Segmenter | None = None
         self.batcher: DynamicBatcher | None = None
         self.ready = False
-        self.admitted = 0  # /v1/segment requests being read, decoded, segmented or encoded
+        self.uploading = 0  # /v1/segment bodies being received
+        self.admitted = 0  # /v1/segment requests being decoded, segmented or encoded
 
 
 class _MetricsMiddleware:
@@ -92,12 +103,13 @@ class _MetricsMiddleware:
             await send(message)
 
         endpoint = scope["path"] if scope["path"] in _ENDPOINTS else "other"
+        method = scope["method"] if scope["method"] in _METHODS else "other"
         self.metrics.request_started()
         start = time.perf_counter()
         try:
             await self.app(scope, receive, send_status)
         finally:
-            self.metrics.request_finished(endpoint, scope["method"], status, time.perf_counter() - start)
+            self.metrics.request_finished(endpoint, method, status, time.perf_counter() - start)
 
 
 _IMAGE_SCHEMA = {"schema": {"type": "string", "format": "binary"}}
@@ -109,7 +121,8 @@ _SEGMENT_REQUEST = {"requestBody": {"required": True, "content": {
 _PNG = {"image/png": {"schema": {"type": "string", "format": "binary"}}}
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "not an image, truncated or empty"},
-    413: {"model": ErrorBody, "description": "upload or image larger than the configured limits"},
+    408: {"model": ErrorBody, "description": "the upload arrived too slowly (--min-upload-kbs)"},
+    413: {"model": ErrorBody, "description": "upload or image over the configured limits (size, pixels, aspect)"},
     415: {"model": ErrorBody, "description": "unsupported Content-Type"},
     422: {"model": ErrorBody, "description": "invalid query parameter"},
     503: {"model": ErrorBody, "description": "queue full or not ready; see Retry-After"},
@@ -140,13 +153,18 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
             if segmenter is None:  # loaded here, so released here
                 seg.backend.close()
 
-    app = FastAPI(title="liteseg", version=_version(), lifespan=lifespan,
+    app = FastAPI(title="liteseg", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="PP-LiteSeg semantic segmentation over HTTP. Errors are JSON: "
                               '`{"error": {"code", "message", "status"}}`.')
+    app.add_middleware(GuardMiddleware, allowed_hosts=frozenset(config.allowed_hosts)
+                       if config.allowed_hosts is not None else None)
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
 
     def error_response(error: ApiError) -> JSONResponse:
-        metrics.error(error.code)
+        if error.status == 499:  # the client went away: nothing went wrong here
+            log.info("client disconnected during an upload (%s)", error.message)
+        else:
+            metrics.error(error.code)
         return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
     @app.exception_handler(ApiError)
@@ -162,16 +180,16 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        message = {404: f"no endpoint at {request.url.path}; the API is listed at /docs",
-                   405: f"{request.method} is not allowed on {request.url.path}; the API is listed at /docs",
+        message = {404: f"no endpoint at {request.url.path}; the API is listed at /openapi.json",
+                   405: f"{request.method} is not allowed on {request.url.path}; the API is listed at /openapi.json",
                    }.get(exc.status_code, str(exc.detail))
         return error_response(ApiError(exc.status_code, code, message, dict(exc.headers or {})))
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(ApiError(500, "internal_error", f"unexpected server error ({type(exc).__name__}); "
-                                       "the server keeps running, see its log"))
+        return error_response(ApiError(500, "internal_error", "unexpected server error; the server keeps running, "
+                                       "see its log"))
 
     def ready_batcher() -> DynamicBatcher:
         if not state.ready or state.batcher is None:
@@ -197,20 +215,29 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
     ) -> Response:
         """Send an image as multipart/form-data (field `image`) or as the raw body (Content-Type image/*)."""
         batcher = ready_batcher()
-        if state.admitted >= config.max_queue:  # bounds uploads in memory too, not only images in the batcher
+        if state.uploading >= config.max_uploads:  # slow uploads wait here, not in the inference queue
+            raise ApiError(503, "uploads_full", f"{state.uploading} uploads are being received (limit "
+                           f"{config.max_uploads}, --max-uploads); retry shortly", {"Retry-After": "1"})
+        state.uploading += 1
+        try:
+            data = await read_upload(request, config.max_upload_bytes, config.upload_grace_s,
+                                     config.min_upload_kbs * 1024)
+        finally:
+            state.uploading -= 1
+        if state.admitted >= config.max_queue:  # bounds decoded images in memory, not only those in the batcher
             raise batcher.queue_full(state.admitted)
         state.admitted += 1
         try:
-            data = await read_upload(request, config.max_upload_bytes)
-            rgb, notes = await run_in_threadpool(decode_image, data, config.max_pixels)
+            rgb, notes = await run_in_threadpool(decode_image, data, config.max_pixels, config.max_aspect)
             del data
             try:
                 result = await batcher.segment(rgb)
             except ApiError:
                 raise
-            except Exception as e:
-                raise ApiError(500, "inference_failed", f"the model failed on this image ({type(e).__name__}: "
-                               f"{e}); the server keeps running") from None
+            except Exception:
+                log.exception("inference failed")
+                raise ApiError(500, "inference_failed", "the model failed on this image; the server keeps running, "
+                               "see its log") from None
             result.notes = notes
             if fmt == "json":
                 return JSONResponse(await run_in_threadpool(result_json, result, rle, alpha if overlay else None))
@@ -233,18 +260,25 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
             "mean": list(meta.mean), "std": list(meta.std), "trained": bool(meta.trained),
             "max_batch": config.max_batch,
             "limits": {"max_pixels": config.max_pixels, "max_upload_mb": config.max_upload_mb,
-                       "max_queue": config.max_queue, "max_wait_ms": config.max_wait_ms},
+                       "max_queue": config.max_queue, "max_wait_ms": config.max_wait_ms,
+                       "max_aspect": config.max_aspect, "max_batch_pixels": config.max_batch_pixels,
+                       "max_uploads": config.max_uploads, "min_upload_kbs": config.min_upload_kbs},
         }
 
     @app.get("/healthz", summary="Liveness: the process answers")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: the model is loaded and requests are accepted",
+    @app.get("/readyz", summary="Readiness: the model is loaded and a new image request would be admitted",
              responses={503: {"model": ErrorBody}})
     async def readyz() -> dict[str, Any]:
         batcher = ready_batcher()
-        return {"status": "ready", "queue": batcher.pending, "max_queue": config.max_queue}
+        queued = max(state.admitted, batcher.pending)
+        if state.uploading >= config.max_uploads or queued >= config.max_queue:
+            raise ApiError(503, "busy", f"a new request would be refused now ({state.uploading}/{config.max_uploads} "
+                           f"uploads, {queued}/{config.max_queue} queued)", {"Retry-After": "1"})
+        return {"status": "ready", "queue": batcher.pending, "max_queue": config.max_queue,
+                "uploads": state.uploading, "max_uploads": config.max_uploads}
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (text format 0.0.4)")
     async def metrics_text() -> PlainTextResponse:
@@ -255,15 +289,16 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
     return app
 
 
-async def read_upload(request: Request, max_bytes: int) -> bytes:
-    """The image bytes of a multipart (first file part) or raw-body upload, refusing more than ``max_bytes``."""
+async def read_upload(request: Request, max_bytes: int, grace_s: float = 10.0, min_rate: float = 16 * 1024) -> bytes:
+    """The image bytes of a multipart (first file part) or raw-body upload, refusing more than ``max_bytes`` and
+    uploads slower than ``min_rate`` bytes/s after ``grace_s`` seconds."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     multipart = content_type == "multipart/form-data"
     if not (multipart or content_type.startswith("image/") or content_type in RAW_TYPES):
         raise ApiError(415, "unsupported_media_type", f"Content-Type {content_type or '(none)'!r} is not accepted; "
                        "send multipart/form-data with the image in field 'image', or the raw image bytes with "
                        "Content-Type image/png, image/jpeg, ... or application/octet-stream")
-    body = await read_body(request, max_bytes)
+    body = await read_body(request, max_bytes, grace_s, min_rate)
     return await _file_part(request, body) if multipart else body
 
 
@@ -319,4 +354,5 @@ def config_to_env(config: ServeConfig) -> str:
 def app_from_env() -> FastAPI:
     """App factory for ``uvicorn --factory`` worker processes: the configuration comes from the environment."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    end_with_parent()
     return create_app(ServeConfig(**json.loads(os.environ.get(CONFIG_ENV, "{}"))))

@@ -10,14 +10,17 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
 from ..images import pil_to_rgb
+from ..inference.budget import DEFAULT_MAX_ASPECT, PixelBudget
 from ..inference.segmenter import SegResult
 from .errors import ApiError
 
 FORMATS = ("json", "labels", "color", "overlay")
 
 
-def decode_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, list[str]]:
-    """Uploaded bytes -> RGB uint8 ``[H, W, 3]`` and conversion notes; the size is checked before decoding."""
+def decode_image(data: bytes, max_pixels: int, max_aspect: float | None = DEFAULT_MAX_ASPECT
+                 ) -> tuple[np.ndarray, list[str]]:
+    """Uploaded bytes -> RGB uint8 ``[H, W, 3]`` and conversion notes; size and aspect ratio are checked from the
+    header, before any pixel is decoded."""
     if not data:
         raise ApiError(400, "empty_body", "the request carries no image bytes; send a PNG/JPEG/BMP/TIFF/WebP file")
     try:
@@ -31,9 +34,10 @@ def decode_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, list[str]]:
         width, height = img.size
         if width * height == 0:
             raise ApiError(400, "empty_image", f"the image is {width}x{height} pixels; send a non-empty image")
-        if width * height > max_pixels:
-            raise ApiError(413, "image_too_large", f"the image is {width}x{height} = {width * height} pixels, more "
-                           f"than the limit of {max_pixels} (--max-pixels); downscale it before sending")
+        problem = PixelBudget(max_pixels, max_aspect).problem(width, height)
+        if problem:
+            code = "image_too_large" if width * height > max_pixels else "bad_aspect_ratio"
+            raise ApiError(413, code, f"{problem} before sending")
         try:
             img.load()
         except (OSError, SyntaxError, ValueError) as e:

@@ -7,6 +7,7 @@ Python), ``config`` (the resolved config), ``best`` (best val mIoU so far and it
 """
 from __future__ import annotations
 
+import io
 import logging
 import random
 import re
@@ -17,8 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import LitesegError
-from ..utils.io import atomic_save
+from ..errors import FormatError, LitesegError
+from ..formats.pickle_scan import scan_torch_file
+from ..utils.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,9 @@ def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` atomically (temp file + fsync + rename): a crash never leaves a half-written file."""
     path = Path(path)
-    atomic_save(path, lambda tmp: torch.save(state, tmp))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getbuffer())
     return path
 
 
@@ -85,6 +89,10 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     hint = "to start from weights only, set model.pretrained instead of --resume"
+    try:
+        scan_torch_file(path)  # torch's unpickler crashes on deeply nested pickles: refuse them first
+    except FormatError as e:
+        raise CheckpointError(f"{e}; {hint}") from None
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
             warnings.simplefilter("ignore")
@@ -106,6 +114,7 @@ def resolve_resume(resume: str, output_dir: str | Path) -> Path | None:
         return Path(resume)
     for iteration, path in reversed(list_checkpoints(output_dir)):
         try:
+            scan_torch_file(path)
             torch.load(path, map_location="cpu", weights_only=True)
             return path
         except Exception as e:  # a damaged newest file: fall back to the previous one
