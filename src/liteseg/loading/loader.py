@@ -38,6 +38,7 @@ class LoadReport:
     kept_default: list[str] = field(default_factory=list)
     reinitialized: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{self.loaded} tensors loaded"]
@@ -47,7 +48,7 @@ class LoadReport:
             parts.append(f"{len(self.reinitialized)} re-initialised ({_brief(self.reinitialized)})")
         if self.ignored:
             parts.append(f"{len(self.ignored)} ignored ({_brief(self.ignored)})")
-        return ", ".join(parts)
+        return "; ".join([", ".join(parts), *self.notes])
 
 
 def _brief(keys: list[str]) -> str:
@@ -211,6 +212,7 @@ def _load_inference_model(path: Path, arch, num_classes, reinit_head, strict) ->
     state = im_format.to_state_dict(im, model)
     report = apply_state_dict(model, state, source=str(path), strict=strict, reinit_head=reinit_head,
                               optional=(_AUX_HEAD.pattern,))
+    report.notes.extend(im.notes)
     mean, std = im_format.deploy_normalization(im.deploy)
     output_op = im.deploy.get("output_op") or im.info.output_op
     meta = dict(source=str(path), source_format="paddle_inference", mean=mean, std=std,
