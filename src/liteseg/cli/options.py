@@ -92,12 +92,27 @@ def input_shape(text: str) -> str:
     return text
 
 
-def slide(text: str) -> Any:
+def slide(text: str, option: str = "--slide") -> Any:
     """Type: a sliding window ``CROP,STRIDE`` (each N or WxH), parsed."""
     from ..inference.tta import parse_slide
 
     try:
-        return parse_slide(text)
+        return parse_slide(text, option)
+    except LitesegError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def tile(text: str) -> Any:
+    """Type: ``--tile CROP,STRIDE``, parsed (errors name ``--tile``)."""
+    return slide(text, "--tile")
+
+
+def imgsz(text: str) -> Any:
+    """Type: ``--imgsz WxH`` or ``native``, parsed."""
+    from ..inference.sizing import parse_imgsz
+
+    try:
+        return parse_imgsz(text, "--imgsz")
     except LitesegError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 

@@ -160,7 +160,7 @@ def load(source: str | os.PathLike, *, arch: str | None = None, num_classes: int
     if name is not None:
         loaded = load(zoo.get_weights(name), arch=arch, num_classes=num_classes, reinit_head=reinit_head,
                       strict=strict, device=device)
-        if name not in zoo.SHIPPED:  # the shipped file carries its own metadata
+        if name not in zoo.SHIPPED:  # the shipped file carries its own metadata (and the record's size, below)
             extra = zoo.weights_meta(name)
             loaded.meta.license, loaded.meta.metrics = extra["license"], extra["metrics"]
             loaded.meta.extra.update(extra["extra"])
@@ -184,6 +184,10 @@ def load(source: str | os.PathLike, *, arch: str | None = None, num_classes: int
     else:
         raise FormatError(f"{text}: unknown model file type {path.suffix!r}; expected .pdparams, .safetensors, "
                           f".pt/.pth, .pdmodel, .json (Paddle 3), an inference model folder or a .tar/.tgz archive")
+    shipped = zoo.shipped_name(path)
+    if shipped is not None:
+        loaded.meta.extra = {**zoo.record_extra(shipped), "shipped_default": shipped == zoo.DEFAULT_NAME,
+                             **loaded.meta.extra}
     loaded.model.to(device).eval()
     loaded.load_seconds = time.perf_counter() - start
     return loaded

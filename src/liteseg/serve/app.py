@@ -123,7 +123,7 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
         seg = segmenter or await run_in_threadpool(build_segmenter, config)
         state.segmenter = seg
         state.batcher = DynamicBatcher(seg.predict_rgb, config.max_batch, config.max_wait_ms, config.max_queue,
-                                       any_size=seg.target_hw is not None, metrics=metrics)
+                                       any_size=seg.target_hw() is not None, metrics=metrics)
         state.ready = True
         log.info("liteseg serve: %s on %s ready (max batch %d, max wait %g ms, max queue %d)",
                  _model_name(config, seg), seg.backend.name, config.max_batch, config.max_wait_ms, config.max_queue)
@@ -224,7 +224,7 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
             "num_classes": meta.num_classes,
             "classes": [{"id": i, "name": n, "color": list(c)}
                         for i, (n, c) in enumerate(zip(meta.class_names, meta.palette))],
-            "input_shape": list(meta.input_shape), "input_size": list(seg.target_hw) if seg.target_hw else None,
+            "input_shape": list(meta.input_shape), "input_size": list(seg.target_hw() or []) or None,
             "mean": list(meta.mean), "std": list(meta.std), "trained": bool(meta.trained),
             "max_batch": config.max_batch,
             "limits": {"max_pixels": config.max_pixels, "max_upload_mb": config.max_upload_mb,
