@@ -6,18 +6,18 @@ from ..palettes import CAMVID_CLASSES, CITYSCAPES_CLASSES
 from .sizing import describe_size
 
 ARCH_NAMES = {"pp_liteseg_t": "PP-LiteSeg-T", "pp_liteseg_b": "PP-LiteSeg-B"}
-_DOMAINS = {"camvid": ("CamVid street scenes", CAMVID_CLASSES),
-            "cityscapes": ("Cityscapes street scenes", CITYSCAPES_CLASSES)}
+DOMAINS = {"camvid": "CamVid street scenes", "cityscapes": "Cityscapes street scenes"}
+_CLASSES = {"camvid": CAMVID_CLASSES, "cityscapes": CITYSCAPES_CLASSES}
 
 
 def domain(meta: ModelMeta) -> str:
     """The data the model was trained on, from its record or its class names; else its first class names."""
     dataset = meta.extra.get("dataset")
-    if dataset in _DOMAINS:
-        return _DOMAINS[dataset][0]
-    for text, names in _DOMAINS.values():
+    if dataset in DOMAINS:
+        return DOMAINS[dataset]
+    for key, names in _CLASSES.items():
         if tuple(meta.class_names) == tuple(names):
-            return text
+            return DOMAINS[key]
     shown = ", ".join(meta.class_names[:4]) + (", ..." if len(meta.class_names) > 4 else "")
     return f"classes {shown}"
 

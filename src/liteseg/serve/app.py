@@ -19,6 +19,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..inference.about import describe
 from ..inference.segmenter import SegResult, Segmenter
 from .batcher import DynamicBatcher
 from .codecs import decode_image, label_png, encode_png, result_json
@@ -220,7 +221,7 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
         assert seg is not None
         meta = seg.meta
         return {
-            "name": _model_name(config, seg), "arch": meta.arch, "backend": seg.backend.name,
+            "name": _model_name(config, seg), "arch": meta.arch, "about": describe(meta), "backend": seg.backend.name,
             "num_classes": meta.num_classes,
             "classes": [{"id": i, "name": n, "color": list(c)}
                         for i, (n, c) in enumerate(zip(meta.class_names, meta.palette))],
