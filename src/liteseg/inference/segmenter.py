@@ -247,7 +247,7 @@ class Segmenter:
             sized = [letterbox(img, found.net_hw, found.box, self.meta.mean) for img in images]
         else:
             sized = [resize_image(img, found.net_hw) for img in images]
-        stacked = np.stack(sized)
+        stacked = sized[0][None] if len(sized) == 1 else np.stack(sized)  # one image: a view, not a copy
         if self.tile:
             inputs = stacked  # windows are cut per image in forward()
         else:
