@@ -107,14 +107,15 @@ def tile(text: str) -> Any:
     return slide(text, "--tile")
 
 
-def imgsz(text: str) -> Any:
-    """Type: ``--imgsz WxH`` or ``native``, parsed."""
+def imgsz(text: str) -> str:
+    """Type: ``--imgsz WxH`` or ``native``, checked and kept as text."""
     from ..inference.sizing import parse_imgsz
 
     try:
-        return parse_imgsz(text, "--imgsz")
+        parse_imgsz(text, "--imgsz")
     except LitesegError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 # -- what depends on several options or on the machine ------------------------------------------------------------

@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", "-m", help="model file (any format liteseg.load accepts, or .onnx); default: the "
                                          "shipped default model, PP-LiteSeg-T for CamVid street scenes (11 classes, "
                                          "480x360)")
+    p.add_argument("--imgsz", metavar="WxH|native", type=options.imgsz,
+                   help="run at this size, aspect kept (default: the model's own, e.g. 480x360; native: each "
+                        "image's own); labels come back at the original size")
     p.add_argument("--backend", help="torch, onnxruntime or openvino (default: torch; onnxruntime for .onnx)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
     p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = ServeConfig(model=args.model, backend=args.backend, device=args.device, threads=args.threads,
                          max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                         max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb)
+                         max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb, imgsz=args.imgsz)
     if not _is_loopback(args.host):
         log.warning("warning: binding %s makes the API reachable from other machines; it has no authentication",
                     args.host)

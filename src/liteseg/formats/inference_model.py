@@ -306,8 +306,8 @@ def _map_by_execution(im: InferenceModel, model: nn.Module) -> "OrderedDict[str,
     if dangling:
         aux = _aux_heads(im, model, dangling)
         out.update(aux)
-        what = (f"loaded into the auxiliary heads ({', '.join(sorted({'.'.join(k.split('.')[:2]) for k in aux}))})" if aux
-                else f"ignored: {', '.join(dangling)}")
+        heads = sorted({".".join(k.split(".")[:2]) for k in aux})
+        what = f"loaded into the auxiliary heads ({', '.join(heads)})" if aux else f"ignored: {', '.join(dangling)}"
         im.notes.append(f"{len(dangling)} parameters that no op of the program uses (Paddle 3.0 keeps training-only "
                         f"layers) {what}")
     return out

@@ -3,7 +3,8 @@
 Sources, strongest first: a fixed-shape model's input shape (stretched, or letterboxed where the model's record
 says ``resize_mode: letterbox``); ``imgsz`` (``"WxH"`` or ``"native"``); a deploy config's ``Resize``
 (``target_size``, stretched as PaddleSeg does); the model's ``input_size`` record (``meta.extra``, ``[H, W]``, e.g.
-360x480 (HxW) for the shipped CamVid model), fitted with ``s = min(W_m / W, H_m / H)`` (the model's size swapped for portrait images).
+360x480 (HxW) for the shipped CamVid model), fitted with ``s = min(W_m / W, H_m / H)`` (the model's size swapped
+for portrait images).
 """
 from __future__ import annotations
 

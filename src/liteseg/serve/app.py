@@ -47,6 +47,7 @@ class ServeConfig:
     max_queue: int = 64
     max_pixels: int = 4096 * 4096
     max_upload_mb: float = 20.0
+    imgsz: str | None = None  # "WxH" or "native"; None: the model's own size
 
     @property
     def max_upload_bytes(self) -> int:
@@ -58,7 +59,7 @@ def build_segmenter(config: ServeConfig) -> Segmenter:
     from ..loading.zoo import default_model
 
     return Segmenter(config.model or default_model(), backend=config.backend, device=config.device,
-                     threads=config.threads, batch_size=config.max_batch)
+                     threads=config.threads, batch_size=config.max_batch, imgsz=config.imgsz)
 
 
 class _State:
