@@ -130,7 +130,8 @@ class Trainer:
                               mean=list(cfg.augment.mean),
                               std=list(cfg.augment.std), ignore_index=self.train_set.ignore_index,
                               source=str(self.output_dir), source_format="liteseg-train",
-                              extra={"training_config": config.to_dict()})
+                              extra={"training_config": config.to_dict(),
+                                     **_input_size(self.val_set, cfg.data.val_scale)})
         if self.dist.enabled and cfg.train.sync_bn:
             model = convert_sync_batchnorm(model, self.device.type)
         model.to(self.device)
@@ -454,3 +455,19 @@ class Trainer:
             torch.distributed.broadcast(best, 0)
             if best[1] >= 0:
                 self.best_miou, self.best_iter = float(best[0]), int(best[1])
+
+
+def _input_size(val_set: Any, scale: float) -> dict[str, list[int]]:
+    """``{"input_size": [H, W]}``: the size the model is validated at (the first val image at ``data.val_scale``),
+    which predict and serve then use; {} without validation data or a readable first image."""
+    samples = getattr(val_set, "samples", None)
+    if not samples:
+        return {}
+    try:
+        from PIL import Image
+
+        with Image.open(samples[0].image) as im:
+            w, h = im.size
+    except (OSError, ValueError):
+        return {}
+    return {"input_size": [int(h * scale + 0.5), int(w * scale + 0.5)]}
