@@ -53,7 +53,7 @@ def require_executable(name: str) -> str:
     """Path of a program the tests drive (chromium, chromedriver), under the same skip/fail rule."""
     path = shutil.which(name)
     if path is None:
-        _missing(f"{name} not installed", ".ci/run installs it (apt-get install chromium chromium-driver)")
+        _missing(f"{name} not installed", "bash .ci/run (the README's test command) installs it")
     return path
 
 

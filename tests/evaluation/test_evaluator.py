@@ -174,3 +174,27 @@ def test_worker_loader_leaves_no_sigchld_handler_behind(tmp_path):
         batches = list(DataLoader(list(range(4)), batch_size=2, num_workers=1))
     assert [b.tolist() for b in batches] == [[0, 1], [2, 3]]  # the worker really ran
     assert signal.getsignal(signal.SIGCHLD) is before
+
+
+class _SizeSpy(OracleNet):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(tuple(x.shape[-2:]))
+        return super().forward(x)
+
+
+def test_val_resizes_only_where_the_model_config_names_a_resize(synthetic):
+    """The model's recorded size (what predict uses) does not change val; a deploy ``Resize`` does."""
+    root, expected = synthetic
+    sized = _SizeSpy()
+    sized.meta = ModelMeta(arch="spy", num_classes=NUM_CLASSES, extra={"input_size": [12, 16]})
+    result = evaluate(sized, _dataset(root), progress=False)
+    assert set(sized.seen) == {(24, 32)} and result.metrics["miou"] == pytest.approx(expected.compute()["miou"])
+    resized = _SizeSpy()
+    resized.meta = ModelMeta(arch="spy", num_classes=NUM_CLASSES,
+                             extra={"transforms": [{"type": "Resize", "target_size": [16, 12]}]})
+    evaluate(resized, _dataset(root), progress=False)
+    assert set(resized.seen) == {(12, 16)}

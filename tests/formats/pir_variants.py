@@ -92,3 +92,43 @@ def one_minus_alpha(src: Path, dst: Path) -> Path:
         out.append(op)
     ops[:] = out
     return write_variant(src, dst, doc, {k: v for k, v in params.items() if k not in {names[i] for i in scales}})
+
+
+# The auxiliary heads' layers as Paddle names them in PaddleSeg's PPLiteSeg (created after the main head's
+# conv2d_45/46 and batch_norm2d_45), with their keys in the .pdparams: head -> (conv, conv_out, batch norm).
+AUX_LAYERS = {1: ("conv2d_47", "conv2d_48", "batch_norm2d_46"), 2: ("conv2d_49", "conv2d_50", "batch_norm2d_47")}
+_BN_KEYS = {"w_0": "weight", "b_0": "bias", "w_1": "_mean", "w_2": "_variance"}
+
+
+def aux_tensors(pdparams: dict) -> dict:
+    """Paddle name -> tensor of the auxiliary heads' 12 parameters, taken from the checkpoint's ``seg_heads.1/2``."""
+    out = {}
+    for head, (conv, conv_out, bn) in AUX_LAYERS.items():
+        prefix = f"seg_heads.{head}"
+        out[f"{conv}.w_0"] = pdparams[f"{prefix}.conv._conv.weight"]
+        out[f"{conv_out}.w_0"] = pdparams[f"{prefix}.conv_out.weight"]
+        out.update({f"{bn}.{slot}": pdparams[f"{prefix}.conv._batch_norm.{key}"] for slot, key in _BN_KEYS.items()})
+    return out
+
+
+def paddle30(src: Path, dst: Path, extra: dict) -> Path:
+    """``src`` (a Paddle 3.3 package) as Paddle 3.0 writes it: PIR version 1, pool2d strides/paddings as int32
+    arrays (what patch/2.yaml upgrades), and a dangling ``builtin.parameter`` op per tensor of ``extra`` (layers off
+    the inference path), whose tensors join the ``.pdiparams`` in sorted name order."""
+    params = _params(src)
+    doc = json.loads((src / "inference.json").read_text())
+    doc["base_code"]["version"] = 1
+    ops = ops_of(doc)
+    for op in ops:
+        if op["#"] == "1.pool2d":
+            for attr in op["A"]:
+                if attr["N"] in ("strides", "paddings"):
+                    attr["AT"]["D"] = [{"#": "0.a_i32", "D": v["D"]} for v in attr["AT"]["D"]]
+    next_id = 1 + max(r["%"] for op in ops for r in ([op["O"]] if op["#"] == "p" else op["O"]))
+    dangling = []
+    for i, (name, value) in enumerate(sorted(extra.items(), key=lambda kv: kv[0].encode(), reverse=True)):
+        tt = {"#": "0.t_dtensor", "D": [{"#": "0.t_f32"}, list(value.shape), "NCHW", [], 0]}
+        dangling.append({"#": "p", "A": [0, 1, 1, name], "DA": [], "O": {"%": next_id + i, "TT": tt},
+                         "OA": [1, 0, 1], "QA": []})
+    ops[:0] = dangling
+    return write_variant(src, dst, doc, {**params, **extra})

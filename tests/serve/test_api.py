@@ -68,6 +68,8 @@ def test_model_info_health_and_readiness(server_url, segmenter):
     info = httpx.get(f"{server_url}/v1/model").json()
     assert info["name"] == "tiny.safetensors" and info["arch"] == "pp_liteseg_t" and info["trained"] is True
     assert info["backend"] == "torch" and info["num_classes"] == NUM_CLASSES
+    assert info["about"] == f"PP-LiteSeg-T, classes {', '.join(segmenter.meta.class_names)}, {NUM_CLASSES} " \
+                            f"classes, runs at each image's size"
     assert [c["name"] for c in info["classes"]] == segmenter.meta.class_names
     assert [c["color"] for c in info["classes"]] == segmenter.meta.palette
     assert info["input_size"] is None and info["input_shape"] == [-1, 3, -1, -1]

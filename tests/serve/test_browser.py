@@ -48,6 +48,7 @@ def test_page_shows_overlay_and_legend(browser, server_url, segmenter, tmp_path)
 
     browser.get(f"{server_url}/")
     WebDriverWait(browser, 30).until(lambda d: "pp_liteseg_t" in d.find_element(By.ID, "model").text)
+    assert browser.find_element(By.ID, "model").text.startswith("PP-LiteSeg-T, ")  # what the model is for
     browser.find_element(By.ID, "file").send_keys(str(path))
     WebDriverWait(browser, 60).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
                                      in ("done", "error"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from PIL import Image
 
 import liteseg
 from liteseg.cli.main import main
@@ -40,6 +41,11 @@ def _check_meta(meta, run):
     assert meta.palette == train_set.palette.tolist()  # the training data's colours
     assert meta.extra["training_config"] == load_config(run / "config.yaml").to_dict()
     assert meta.extra["training_config"]["augment"]["crop_size"] == [64, 64]  # the training input size
+    val_set = build_dataset(cfg.data.val, cfg.data.val_split, class_names=meta.class_names)
+    with Image.open(val_set.samples[0].image) as first:
+        w, h = first.size
+    scale = cfg.data.val_scale  # the size it was validated at: what predict and serve run it at
+    assert meta.extra["input_size"] == [int(h * scale + 0.5), int(w * scale + 0.5)]
 
 
 def test_checkpoints_load_with_their_metadata(run):

@@ -8,6 +8,7 @@ import os
 from typing import TYPE_CHECKING
 
 from ..errors import LitesegError, install_hint
+from ..inference.about import ARCH_NAMES, DOMAINS, describe
 
 if TYPE_CHECKING:
     from ..meta import ModelMeta
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
         from ..loading.zoo import list_weights
 
         print("architectures (liteseg.create_model):\n  " + "\n  ".join(list_models()))
-        print("weights (--model NAME, liteseg.load(NAME)):\n  " + "\n  ".join(list_weights()))
+        print("weights (--model NAME, liteseg.load(NAME)):\n  " + "\n  ".join(
+            f"{n}  <- the shipped default: {_about(n)}" if n == zoo.DEFAULT_NAME else n for n in list_weights()))
         return 0
     if str(args.model).lower().endswith(".onnx"):
         return _graph_info(args)
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(meta.to_dict(), indent=2))
         return 0
     params = sum(p.numel() for p in loaded.model.parameters())
+    print(f"about:       {describe(meta)}")
     print(f"model:       {meta.arch} ({params:,} parameters incl. aux heads)")
     print(f"source:      {meta.source} [{meta.source_format}], loaded in {loaded.load_seconds:.2f} s")
     if meta.extra.get("program_format") == "PIR":
@@ -60,6 +63,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"weights:     {loaded.report.summary()}")
     _describe(meta)
     return 0
+
+
+def _about(name: str) -> str:
+    """The one-line description of weight ``name`` from its record (nothing loaded)."""
+    from ..loading import zoo
+
+    w = zoo.record(name)
+    size = f"{w.input_size[0]}x{w.input_size[1]}" if w.input_size else "any size"
+    return f"{ARCH_NAMES.get(w.arch, w.arch)}, {DOMAINS.get(w.dataset, w.dataset)}, {w.num_classes} classes, {size}"
 
 
 def _graph_info(args: argparse.Namespace) -> int:

@@ -24,7 +24,10 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="liteseg", description="PP-LiteSeg in PyTorch: predict, evaluate, train, export, convert.")
+        prog="liteseg", description="PP-LiteSeg in PyTorch: predict, evaluate, train, export, convert. Without "
+                                    "--model, predict / val / serve use the shipped default model: PP-LiteSeg-T for "
+                                    "CamVid street scenes (11 classes: sky, building, road, car, pedestrian, ...), "
+                                    "480x360; `liteseg info` lists the others.")
     parser.add_argument("--version", action="version", version=f"liteseg {_version()}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -93,14 +93,30 @@ def input_shape(text: str) -> str:
     return text
 
 
-def slide(text: str) -> Any:
+def slide(text: str, option: str = "--slide") -> Any:
     """Type: a sliding window ``CROP,STRIDE`` (each N or WxH), parsed."""
     from ..inference.tta import parse_slide
 
     try:
-        return parse_slide(text)
+        return parse_slide(text, option)
     except LitesegError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def tile(text: str) -> Any:
+    """Type: ``--tile CROP,STRIDE``, parsed (errors name ``--tile``)."""
+    return slide(text, "--tile")
+
+
+def imgsz(text: str) -> str:
+    """Type: ``--imgsz WxH`` or ``native``, checked and kept as text."""
+    from ..inference.sizing import parse_imgsz
+
+    try:
+        parse_imgsz(text, "--imgsz")
+    except LitesegError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 # -- what depends on several options or on the machine ------------------------------------------------------------

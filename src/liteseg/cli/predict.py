@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "camera index (0), rtsp://, rtmp://, http(s):// stream, - (MJPEG or Y4M on stdin), "
                                   ".streams file (one source per line)")
     p.add_argument("--model", "-m", help="model file (any format liteseg.load accepts, or .onnx); default: the "
-                                         "shipped default model")
+                                         "shipped default model, PP-LiteSeg-T for CamVid street scenes (11 classes, "
+                                         "480x360)")
     p.add_argument("-o", "--output", type=Path, help="output folder (default: a new runs/predict/expN)")
     p.add_argument("--exist-ok", action="store_true", help="write into an existing output folder")
     p.add_argument("--backend", help="torch, onnxruntime or openvino (default: torch; onnxruntime for .onnx)")
@@ -54,11 +55,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=options.positive_int, default=1,
                    help="images per forward pass (same-size images)")
     p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
-    p.add_argument("--tile", metavar="CROP,STRIDE", type=options.slide,
-                   help="sliding-window prediction for very large images, e.g. 1024x512,768x384 (logits averaged)")
+    p.add_argument("--imgsz", metavar="WxH|native", type=options.imgsz,
+                   help="run at this size, aspect kept (default: the model's own, e.g. 480x360; native: each "
+                        "image's own); labels come back at the original size")
+    p.add_argument("--tile", metavar="CROP,STRIDE", type=options.tile,
+                   help="sliding-window prediction at the chosen size, e.g. --imgsz native --tile "
+                        "1024x512,768x384 for very large images (logits averaged, memory bounded)")
     p.add_argument("--max-pixels", type=options.positive_int, default=4096 * 4096,
-                   help="largest image (width x height) segmented whole, else skipped: use --tile for larger ones "
-                        "(default 16777216, about 2.3 GB for PP-LiteSeg on CPU)")
+                   help="largest input the network runs whole (width x height, after resizing to the model's "
+                        "size), else skipped: use --tile for larger ones (default 16777216, about 2.3 GB for "
+                        "PP-LiteSeg on CPU)")
     p.add_argument("--max-aspect", type=options.float_range(1.0), default=20.0,
                    help="largest aspect ratio (long side / short side), else skipped (default 20)")
     p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU where the backend supports it")
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from ..inference.budget import PixelBudget
     from ..inference.inputs import Frame, iter_frames, list_sources, output_names
     from ..inference.pipeline import WriteBehind, prefetch
+    from ..inference.about import describe
     from ..inference.segmenter import Segmenter
     from ..loading.zoo import default_model
     from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
@@ -91,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
     model = args.model or default_model()
     budget = PixelBudget(None if args.tile else args.max_pixels, args.max_aspect)  # tiles bound memory already
     seg = Segmenter(model, backend=args.backend, device=args.device, probs=args.save_probs,
-                    batch_size=args.batch_size, half=args.half, threads=args.threads, tile=args.tile, budget=budget)
+                    batch_size=args.batch_size, half=args.half, threads=args.threads, tile=args.tile,
+                    imgsz=args.imgsz, budget=budget)
+    print(f"model: {describe(seg.meta)}")
+    seg.say = lambda text: tqdm.write(f"note: {text}", file=sys.stderr)
     if args.cityscapes_ids and seg.meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
         raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {seg.meta.num_classes}")
     if live is not None:
@@ -101,6 +111,15 @@ def run(args: argparse.Namespace) -> int:
     videos: dict[str, _VideoWriter] = {}
     start = time.perf_counter()
     bar = tqdm(desc="predict", total=total, unit=unit, dynamic_ncols=True)
+    if args.tile:
+        windows = tqdm(desc="windows", unit="win", dynamic_ncols=True, leave=False)
+
+        def on_window(done: int, count: int) -> None:
+            windows.total = count
+            windows.n = done
+            windows.refresh()
+
+        seg.on_window = on_window
 
     def finish(batch: PreparedBatch, outputs: np.ndarray) -> None:  # runs in the writer thread
         if state["out_dir"] is None:
@@ -112,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         bar.set_postfix_str(f"{state['done'] / (time.perf_counter() - start):.2f} {unit}/s")
 
     # read + decode + normalise ahead, the model here, argmax + colour + encode + write behind (pipeline.py)
-    batches = seg.batches(_within(iter_frames(args.source, files), budget), lambda frame: frame.image)
+    batches = seg.batches(_within(iter_frames(args.source, files), budget, seg), lambda frame: frame.image)
     interrupted = False
     try:
         with closing(prefetch(batches, READ_AHEAD)) as work, WriteBehind(WRITE_BEHIND) as writer:
@@ -130,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
         interrupted = True
     finally:
         bar.close()
+        if args.tile:
+            windows.close()
         for video in videos.values():
             video.close()
     done, out_dir = state["done"], state["out_dir"]
@@ -164,12 +185,20 @@ def write_legend(out_dir: Path, seg: Segmenter) -> Path:
     return path
 
 
-def _within(frames: Iterator[Frame], budget: PixelBudget) -> Iterator[Frame]:
-    """``frames``, with those over the pixel budget turned into errors (skipped) before they become floats."""
+def _within(frames: Iterator[Frame], budget: PixelBudget, seg: Segmenter) -> Iterator[Frame]:
+    """``frames``, with those whose network input would be over the pixel budget turned into errors (skipped)
+    before they become floats; the budget applies to the size the model runs at (a 48-megapixel photo resized to
+    the model's 480x360 fits)."""
     from ..inference.inputs import Frame
 
     for frame in frames:
-        problem = None if frame.image is None else budget.problem(frame.image.shape[1], frame.image.shape[0])
+        problem = None
+        if frame.image is not None:
+            h, w = frame.image.shape[:2]
+            problem = budget.problem(w, h, area=False)  # aspect first: a thin image has no sensible network size
+            if problem is None:
+                net_h, net_w = seg.target_hw((h, w)) or (h, w)
+                problem = budget.problem(net_w, net_h)
         yield Frame(frame.name, frame.source, error=f"{frame.source}: {problem}") if problem else frame
 
 

@@ -18,7 +18,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Serve a model over HTTP: POST /v1/segment, GET /v1/model, /healthz, /readyz, "
                                    "/metrics, a web page at / and the OpenAPI schema at /openapi.json.")
     p.add_argument("--model", "-m", help="model file (any format liteseg.load accepts, or .onnx); default: the "
-                                         "shipped default model")
+                                         "shipped default model, PP-LiteSeg-T for CamVid street scenes (11 classes, "
+                                         "480x360)")
+    p.add_argument("--imgsz", metavar="WxH|native", type=options.imgsz,
+                   help="run at this size, aspect kept (default: the model's own, e.g. 480x360; native: each "
+                        "image's own); labels come back at the original size")
     p.add_argument("--backend", help="torch, onnxruntime or openvino (default: torch; onnxruntime for .onnx)")
     p.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
     p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
@@ -62,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return run_triton(args)
     import uvicorn
 
+    from ..inference.about import describe
     from ..serve.app import CONFIG_ENV, ServeConfig, build_segmenter, config_to_env, create_app
     from ..serve.guard import LOOPBACK_HOSTS
     from ..serve.slow_clients import HeaderTimeoutProtocol
@@ -71,12 +76,13 @@ def run(args: argparse.Namespace) -> int:
                          max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                          max_pixels=args.max_pixels, max_upload_mb=args.max_upload_mb, max_aspect=args.max_aspect,
                          max_batch_pixels=args.max_batch_pixels, max_uploads=args.max_uploads,
-                         min_upload_kbs=args.min_upload_kbs,
+                         min_upload_kbs=args.min_upload_kbs, imgsz=args.imgsz,
                          allowed_hosts=sorted(LOOPBACK_HOSTS) if _is_loopback(args.host) else None)
     if not _is_loopback(args.host):
         log.warning("warning: binding %s makes the API reachable from other machines; it has no authentication",
                     args.host)
     segmenter = build_segmenter(config)  # fail here, with a clear message, on a bad model or backend
+    print(f"model: {describe(segmenter.meta)}")
     options = dict(host=args.host, port=args.port, timeout_graceful_shutdown=args.shutdown_timeout,
                    log_level="info", access_log=False, http=HeaderTimeoutProtocol)
     print(f"serving {args.model or 'the default model'} ({segmenter.backend.name}) on "

@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Evaluate a model (any format liteseg loads, or ONNX/OpenVINO through a backend) "
                                    "with PaddleSeg's metrics and test-time protocols, and write a report.")
     p.add_argument("--model", "-m", help="model file or folder (.pdparams, .safetensors, inference model, .onnx, "
-                                         "...) or a weight name; default: the shipped default model")
+                                         "...) or a weight name; default: the shipped default model, PP-LiteSeg-T for "
+                                         "CamVid street scenes (11 classes, 480x360)")
     p.add_argument("--data", required=True, help="cityscapes:/root, camvid:/root, list:/path/file.txt or "
                                                  "folders:IMAGES_DIR,LABELS_DIR")
     p.add_argument("--split", default="val", help="split of a cityscapes/camvid dataset (default: val)")
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.check import scan_dataset
     from ..evaluation.evaluator import evaluate
     from ..evaluation.report import check_output, format_table, write_report
+    from ..inference.about import describe
     from ..inference.backends import create_backend
     from ..loading.zoo import default_model
     from .run_dir import prepare_output_dir
@@ -68,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
     kind = args.data.partition(":")[0].lower()
     extra = {"class_names": meta.class_names, "palette": meta.palette} if kind in ("list", "folders") else {}
     dataset = build_dataset(args.data, args.split, **extra)
-    print(f"model {name}: {meta.arch}, {meta.num_classes} classes, backend {backend.name}"
-          + ("" if meta.trained else " (untrained weights)"))
+    print(f"model {name}: {describe(meta)}; backend {backend.name}")
     print(f"data {args.data}: {len(dataset)} images, {dataset.num_classes} classes")
     print(scan_dataset(dataset).format())  # the histogram and mask mistakes, as liteseg data check prints them
     result = evaluate(backend, dataset, flip=args.flip, flip_v=args.flip_v, scales=args.scales, slide=args.slide,

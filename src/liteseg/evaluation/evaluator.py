@@ -19,6 +19,7 @@ from ..inference import tta
 from ..inference.backends import Backend, TorchBackend, create_backend
 from ..inference.pipeline import WriteBehind, prefetch
 from ..inference.preprocess import argmax_channels, normalize
+from ..inference.sizing import model_size
 from ..meta import ModelMeta
 from .metrics import SegMetrics
 
@@ -152,6 +153,15 @@ def evaluate(model_or_backend: Any, dataset: SegDataset, *, flip: bool = False, 
             module.train(was_training)
 
 
+def _resized(logits_fn: tta.LogitsFn, hw: tta.Size) -> tta.LogitsFn:
+    """``logits_fn`` run at (H, W) ``hw`` (PaddleSeg's ``Resize`` in the val transforms), logits back at the input's
+    size. Only models whose deploy config names a ``Resize`` get it, so every published protocol is unchanged."""
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return tta.resize(logits_fn(tta.resize(x, hw)), tuple(x.shape[-2:]))
+
+    return run
+
+
 def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scales: tuple[float, ...],
          slide: tuple[tta.Size, tta.Size] | None, legacy_aug: bool, num_workers: int, progress: bool,
          skip_bad: bool, exclude_absent: bool) -> EvalResult:
@@ -164,6 +174,9 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
     dataset.validate(skip_bad=skip_bad)
     logits_fn, device = _logits_fn(runner)
     raw = not _scores_logits(runner)
+    found = model_size(meta)
+    if found is not None and found[1] == "resize" and not raw:  # a val-time Resize the model's config names
+        logits_fn = _resized(logits_fn, (found[0][1], found[0][0]))
     metrics = SegMetrics(dataset.num_classes, dataset.ignore_index, exclude_absent=exclude_absent)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
                         collate_fn=_Collate(meta, raw=raw), persistent_workers=False)

@@ -8,6 +8,7 @@ import bz2
 import gzip
 import lzma
 import os
+import re
 import tarfile
 import zlib
 from collections import OrderedDict
@@ -48,6 +49,7 @@ class InferenceModel:
     deploy: dict[str, Any] = field(default_factory=dict)
     model_name: str = ""  # Global.model_name of a PaddleX inference.yml
     program_file: str = ""
+    notes: list[str] = field(default_factory=list)  # what mapping the tensors did beyond the program's uses
 
 
 def is_archive(path: str | os.PathLike) -> bool:
@@ -296,11 +298,53 @@ def _map_by_execution(im: InferenceModel, model: nn.Module) -> "OrderedDict[str,
                 raise FormatError(f"{im.source}: {name} has shape {list(value.shape)} but {key} expects "
                                   f"{list(shapes[key])}")
             out[key] = value
-    unused = set(im.params) - {n for _, names in theirs for n in names}
+    unused = set(im.params) - {n for _, names in theirs for n in names} - set(im.info.unused_params)
     if unused:
         raise FormatError(f"{im.source}: {len(unused)} stored tensors are never used by a recognised layer, e.g. "
                           f"{sorted(unused)[:3]}")
+    dangling = [n for n in im.info.unused_params if n in im.params]
+    if dangling:
+        aux = _aux_heads(im, model, dangling)
+        out.update(aux)
+        heads = sorted({".".join(k.split(".")[:2]) for k in aux})
+        what = f"loaded into the auxiliary heads ({', '.join(heads)})" if aux else f"ignored: {', '.join(dangling)}"
+        im.notes.append(f"{len(dangling)} parameters that no op of the program uses (Paddle 3.0 keeps training-only "
+                        f"layers) {what}")
     return out
+
+
+_PADDLE_PARAM = re.compile(r"^(conv2d|batch_norm2d)_(\d+)\.([wb]_\d+)$")
+_BN_SLOTS = {"w_0": "weight", "b_0": "bias", "w_1": "running_mean", "w_2": "running_var"}
+_AUX_HEAD = re.compile(r"^seg_heads\.[1-9]\d*\.")
+
+
+def _aux_heads(im: InferenceModel, model: nn.Module, dangling: list[str]) -> "OrderedDict[str, np.ndarray]":
+    """The unused tensors as our auxiliary heads' (``seg_heads.1``, ...) when their names and shapes say they are
+    exactly those layers, in creation order (Paddle numbers layers as it creates them); else {} (ignored)."""
+    convs: dict[int, str] = {}
+    bns: dict[int, dict[str, str]] = {}
+    for name in dangling:
+        m = _PADDLE_PARAM.match(name)
+        if m is None:
+            return OrderedDict()
+        kind, number, slot = m.group(1), int(m.group(2)), m.group(3)
+        if kind == "conv2d" and slot == "w_0":
+            convs[number] = name
+        elif kind == "batch_norm2d" and slot in _BN_SLOTS:
+            bns.setdefault(number, {})[_BN_SLOTS[slot]] = name
+        else:
+            return OrderedDict()
+    heads = [(key, module) for key, module in model.named_modules() if _AUX_HEAD.match(key + ".")]
+    ours_conv = [key for key, m in heads if isinstance(m, nn.Conv2d) and m.bias is None]
+    ours_bn = [key for key, m in heads if isinstance(m, nn.BatchNorm2d)]
+    if len(convs) != len(ours_conv) or len(bns) != len(ours_bn) or any(len(v) != 4 for v in bns.values()):
+        return OrderedDict()
+    pairs = [(f"{key}.weight", convs[n]) for key, n in zip(ours_conv, sorted(convs))]
+    pairs += [(f"{key}.{slot}", bns[n][slot]) for key, n in zip(ours_bn, sorted(bns)) for slot in _BN_SLOTS.values()]
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if any(tuple(im.params[name].shape) != shapes[key] for key, name in pairs):
+        return OrderedDict()
+    return OrderedDict((key, im.params[name]) for key, name in pairs)
 
 
 def _check_layer(source: str, module: nn.Module, use: ParamUse, key: str) -> None:

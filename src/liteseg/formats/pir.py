@@ -15,8 +15,13 @@ from typing import Any
 
 from ..errors import FormatError
 
-# PIR serialisation versions whose spellings are known to be those below (the same for PP-LiteSeg in both).
-SUPPORTED_VERSIONS = {1: "Paddle 3.0", 4: "Paddle 3.3"}
+# PIR serialisation versions whose spellings are known to be those below. 1 (Paddle 3.0) and 4 (Paddle 3.3) were
+# checked against real exports. Paddle numbers versions by its upgrade patches (paddle/fluid/pir/
+# serialize_deserialize/patch/N.yaml upgrades N-1 to N; released versions only in between): 2.yaml changes, of the
+# ops below, only pool2d's strides/paddings from int32 to int64 array elements, 3.yaml none of them, 4.yaml
+# bilinear_interp's (empty, checked) scale from float to double elements; this reader takes either width, so the
+# releases between 3.0 and 3.3 (3.1, 3.2) are read the same way.
+SUPPORTED_VERSIONS = {1: "Paddle 3.0", 2: "Paddle 3.1/3.2", 3: "Paddle 3.1/3.2", 4: "Paddle 3.3"}
 KNOWN_OPS = frozenset({
     "builtin.parameter", "builtin.combine", "pd_op.data", "pd_op.fetch", "pd_op.conv2d", "pd_op.depthwise_conv2d",
     "pd_op.batch_norm_", "pd_op.relu", "pd_op.sigmoid", "pd_op.add", "pd_op.subtract", "pd_op.multiply",

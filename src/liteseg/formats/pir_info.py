@@ -235,10 +235,8 @@ def analyze_pir(program: PirProgram, source: str = "") -> ProgramInfo:
                 raise w.fail(op, f"uses the parameter {program.parameters[vid][0]!r} as operand {pos}, a use "
                                  f"liteseg does not map")
     used = {vid for op in program.ops for vid in op.operands}
+    # Paddle 3.0 keeps the parameter ops (and tensors) of layers off the inference path, e.g. the auxiliary heads.
     unused = [name for vid, (name, _, _) in program.parameters.items() if vid not in used]
-    if unused:
-        raise FormatError(f"{source}: {len(unused)} parameters are never used by the program, e.g. {unused[:3]}; "
-                          f"not a PP-LiteSeg program liteseg can map")
     if len(feeds) != 1 or len(fetches) != 1:
         raise FormatError(f"{source}: the program has {len(feeds)} data and {len(fetches)} fetch ops, expected one "
                           f"each; not an exported inference model")
@@ -264,4 +262,5 @@ def analyze_pir(program: PirProgram, source: str = "") -> ProgramInfo:
     shapes = {name: dims for name, _, dims in program.parameters.values()}
     return ProgramInfo(feed_name=feed_name, feed_shape=feed_shape, fetch_name=w.attr(fetch, "name", str),
                        output_op=output_op, output_dtype=output_dtype, version=program.version, shapes=shapes,
-                       uses=uses, one_minus_alpha=one_minus, adaptive_bins=bins, program_format="PIR")
+                       uses=uses, one_minus_alpha=one_minus, adaptive_bins=bins, program_format="PIR",
+                       unused_params=unused)

@@ -99,6 +99,7 @@ class ProgramInfo:
     one_minus_alpha: int = 0  # UAFMs computing 1 - alpha with a scale op (PaddleSeg <= 2.6 exports)
     adaptive_bins: list[int] = field(default_factory=list)
     program_format: str = "ProgramDesc"  # or "PIR" (Paddle 3 inference.json); ``version`` is then the PIR version
+    unused_params: list[str] = field(default_factory=list)  # PIR: parameter ops no op consumes (Paddle 3.0 keeps them)
 
 
 def analyze_program(program: ProgramDesc, source: str = "") -> ProgramInfo:

@@ -23,9 +23,10 @@ class PixelBudget:
     max_aspect: float | None = DEFAULT_MAX_ASPECT
     max_batch_pixels: int | None = DEFAULT_MAX_BATCH_PIXELS
 
-    def problem(self, width: int, height: int) -> str | None:
-        """Why a ``width`` x ``height`` image is over the budget (None if it fits)."""
-        if self.max_pixels is not None and width * height > self.max_pixels:
+    def problem(self, width: int, height: int, area: bool = True) -> str | None:
+        """Why a ``width`` x ``height`` image is over the budget (None if it fits); ``area=False`` checks only the
+        aspect ratio."""
+        if area and self.max_pixels is not None and width * height > self.max_pixels:
             return (f"the image is {width}x{height} = {width * height} pixels, more than the limit of "
                     f"{self.max_pixels} (--max-pixels); downscale it")
         if self.max_aspect is not None and width and height and \

@@ -84,3 +84,41 @@ def argmax_channels(scores: np.ndarray) -> np.ndarray:
     if np.isnan(best).any():  # np.maximum carried a NaN through: keep numpy's NaN semantics exactly
         return scores.argmax(axis=0).astype(np.uint8)
     return ids
+
+
+def upsample_argmax(scores: np.ndarray, size: tuple[int, int], block_bytes: int = 64 << 20) -> np.ndarray:
+    """``argmax_channels(resize_bilinear(scores[None], size)[0])`` for float ``[C, h, w]`` scores, computed in bands
+    of output rows so that a camera-size output never holds every class at full size (``block_bytes`` per band).
+
+    Columns are resized by ``F.interpolate`` (rows kept: an exact copy), rows by the same align_corners=False
+    weights; the result equals the full resize up to float rounding.
+    """
+    c, h, w = scores.shape
+    height, width = size
+    if (h, w) == (height, width):
+        return argmax_channels(scores)
+    cols = torch.from_numpy(resize_bilinear(np.ascontiguousarray(scores)[None], (h, width))[0])
+    scale = np.float32(h / height)
+    src = np.maximum(scale * (np.arange(height, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5), 0)
+    y0 = src.astype(np.int64)
+    y1 = np.minimum(y0 + 1, h - 1)
+    w1 = torch.from_numpy((src - y0).astype(np.float32))[None, :, None]
+    w0 = 1 - w1
+    rows = max(1, block_bytes // max(1, c * width * 4))
+    out = np.empty((height, width), dtype=np.uint8 if c <= 256 else np.int64)
+    for r in range(0, height, rows):
+        sl = slice(r, min(r + rows, height))
+        band = cols[:, y0[sl]] * w0[:, sl] + cols[:, y1[sl]] * w1[:, sl]
+        out[sl] = argmax_channels(band.numpy())
+    return out
+
+
+def letterbox(image: np.ndarray, net_hw: tuple[int, int], box: tuple[int, int, int, int],
+              mean: list[float]) -> np.ndarray:
+    """A uint8 ``[H, W, 3]`` image resized into ``box`` (top, left, h, w) of a ``net_hw`` canvas of the mean colour
+    (0 after normalisation)."""
+    top, left, h, w = box
+    canvas = np.empty((*net_hw, 3), dtype=np.uint8)
+    canvas[:] = np.round(np.asarray(mean) * 255).clip(0, 255).astype(np.uint8)
+    canvas[top:top + h, left:left + w] = resize_image(image, (h, w))
+    return canvas

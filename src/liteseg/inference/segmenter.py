@@ -21,7 +21,10 @@ from .backends import Backend, create_backend
 from .budget import PixelBudget
 from .inputs import as_rgb, iter_frames
 from . import tta
-from .preprocess import argmax_channels, normalize, resize_bilinear, resize_image, resize_labels
+from .preprocess import (argmax_channels, letterbox, normalize, resize_bilinear, resize_image, resize_labels,
+                         upsample_argmax)
+from .sizing import Imgsz, Plan, model_size, parse_imgsz, plan
+from .tiling import slide_labels
 from .visualize import color_image, colorize, overlay
 
 log = logging.getLogger("liteseg")
@@ -116,19 +119,26 @@ class Segmenter:
     """Segment images with any liteseg model and backend.
 
     ``model``: a path ``liteseg.load`` accepts (or an ``.onnx`` for ONNX Runtime), an ``nn.Module``, a
-    ``LoadedModel`` or a ready ``Backend``. Preprocessing comes from the model's metadata: normalisation,
-    and a resize to the fixed input size of fixed-shape models (logits are resized back). ``tile="CROP,STRIDE"``
-    (e.g. ``"1024x512,768x384"``) predicts very large images window by window and averages the logits.
+    ``LoadedModel`` or a ready ``Backend``; None: the model shipped in the package (as the CLI). Preprocessing
+    comes from the model's metadata: normalisation, and the size the model is meant to run at (a fixed input shape,
+    a deploy ``Resize``, or its recorded resolution, e.g. 480x360, fitted with the aspect kept; see
+    :mod:`liteseg.inference.sizing`); labels come back at the original size. ``imgsz="WxH"`` runs at another
+    size, ``imgsz="native"`` at each image's own. ``tile="CROP,STRIDE"`` (e.g. ``"1024x512,768x384"``) predicts
+    very large images window by window at that size, averaging the logits.
 
     >>> seg = Segmenter("model.safetensors")            # doctest: +SKIP
     >>> result = seg("street.jpg"); result.labels.shape  # doctest: +SKIP
     """
 
-    def __init__(self, model: Any, backend: str | None = None, device: str | None = None,
+    def __init__(self, model: Any = None, backend: str | None = None, device: str | None = None,
                  channel_order: str = "rgb", probs: bool = False, logits: bool = False,
                  keep_image: bool = True, batch_size: int = 1, half: bool = False, threads: int | None = None,
                  tile: str | tuple[tuple[int, int], tuple[int, int]] | None = None,
-                 meta: ModelMeta | None = None, budget: PixelBudget | None = None) -> None:
+                 meta: ModelMeta | None = None, imgsz: Imgsz = None, budget: PixelBudget | None = None) -> None:
+        if model is None:
+            from ..loading.zoo import default_model
+
+            model = default_model()
         if isinstance(model, Backend):
             self.backend = model
         else:
@@ -139,9 +149,9 @@ class Segmenter:
         if (probs and kind == "labels") or (logits and kind != "logits"):
             raise LitesegError(f"this model outputs {kind}, so {'probabilities' if probs else 'logits'} are not "
                                f"available; export it with --output logits")
-        self.tile = tta.parse_slide(tile) if isinstance(tile, str) else tile
+        self.tile = tta.parse_slide(tile, "--tile") if isinstance(tile, str) else tile
         if self.tile and (kind != "logits" or self.backend.takes_images):
-            raise LitesegError("tiled (sliding-window) prediction needs a model that outputs logits from float "
+            raise LitesegError("--tile: tiled (sliding-window) prediction needs a model that outputs logits from float "
                                "input; export it with --output logits and without --include-preprocess")
         self.channel_order = channel_order
         self.want_probs, self.want_logits, self.keep_image = probs, logits, keep_image
@@ -150,17 +160,41 @@ class Segmenter:
         fixed_batch = self.meta.input_shape[0] if self.meta.input_shape else -1
         if fixed_batch > 0:
             self.batch_size = min(self.batch_size, fixed_batch)
+        self.imgsz = parse_imgsz(imgsz, "--imgsz")
+        if self.imgsz is not None and self.meta.fixed_hw:
+            h, w = self.meta.fixed_hw
+            raise LitesegError(f"--imgsz {imgsz if isinstance(imgsz, str) else 'x'.join(map(str, imgsz))}: this "
+                               f"model takes only {w}x{h} inputs (a fixed-shape export); drop --imgsz, or export "
+                               f"a dynamic-shape model")
+        self.on_window: Callable[[int, int], None] | None = None  # tiled prediction: (windows done, total)
+        self.say: Callable[[str], None] | None = None  # where size notes go (default: the "liteseg" logger)
+        self._said: set[str] = set()
 
-    @property
-    def target_hw(self) -> tuple[int, int] | None:
-        """The size inputs are resized to: a fixed-shape model's, or a deploy ``Resize`` transform's."""
-        if self.meta.fixed_hw:
-            return self.meta.fixed_hw
-        for t in self.meta.extra.get("transforms", []):
-            if isinstance(t, dict) and t.get("type") == "Resize" and t.get("target_size"):
-                w, h = t["target_size"]
-                return int(h), int(w)
-        return None
+    def target_hw(self, hw: tuple[int, int] | None = None) -> tuple[int, int] | None:
+        """The (H, W) the network runs an image of (H, W) ``hw`` at (None: its own size). Without ``hw``: the
+        model's own size (fixed, deploy ``Resize``, ``--imgsz`` or its recorded resolution), or None."""
+        if hw is not None:
+            found = plan(hw, self.meta, self.imgsz)
+            return found.net_hw if found else None
+        if self.meta.fixed_hw or self.imgsz is None:
+            size = model_size(self.meta)
+            return (size[0][1], size[0][0]) if size else None
+        return None if self.imgsz == "native" else (self.imgsz[1], self.imgsz[0])
+
+    def _plan(self, image: np.ndarray) -> Plan | None:
+        return plan(image.shape[:2], self.meta, self.imgsz)
+
+    def _say(self, found: Plan | None) -> None:
+        """What was done to the input size, once per run (per kind of change)."""
+        if found is None or not found.how:
+            return
+        kind = found.how.split(" ", 1)[0]
+        if kind not in self._said:
+            self._said.add(kind)
+            if self.say is not None:
+                self.say(found.how)
+            else:
+                (log.warning if kind == "stretched" else log.info)("%s", found.how)
 
     def __call__(self, images: Any, channel_order: str | None = None) -> SegResult | list[SegResult]:
         """Segment one image (path, PIL, HWC array) or a list/batch ([N, H, W, C] array) of them."""
@@ -215,12 +249,14 @@ class Segmenter:
         run ahead in a reader thread (see :func:`liteseg.inference.pipeline.prefetch`).
         """
         pending: list[Any] = []
+        key = None
         pixels = 0  # in the network input of the pending batch, against ``budget.max_batch_pixels``
         for item in items:
             image = image_of(item)
-            cost = 0 if image is None else math.prod(self.target_hw or image.shape[:2])
-            if pending and (image is None or len(pending) >= self.batch_size
-                            or not (self.target_hw or image.shape == image_of(pending[0]).shape)
+            found = self._plan(image) if image is not None else None
+            new_key = (found.net_hw, found.box) if found else image.shape if image is not None else None
+            cost = 0 if image is None else math.prod(found.net_hw if found else image.shape[:2])
+            if pending and (image is None or len(pending) >= self.batch_size or new_key != key
                             or (self.budget is not None and not self.budget.fits_batch(pixels, cost))):
                 yield self.prepare([image_of(p) for p in pending], pending)
                 pending, pixels = [], 0
@@ -229,6 +265,7 @@ class Segmenter:
             else:
                 pending.append(item)
                 pixels += cost
+                key = new_key
         if pending:
             yield self.prepare([image_of(p) for p in pending], pending)
 
@@ -238,40 +275,57 @@ class Segmenter:
         numpy only (no model call), so it may run in another thread than :meth:`forward`.
         """
         images = list(images)
-        if self.tile:
-            inputs = None  # windows are cut per image in forward()
+        found = self._plan(images[0])
+        self._say(found)
+        if found is None:
+            sized = images
+        elif found.box is not None:
+            sized = [letterbox(img, found.net_hw, found.box, self.meta.mean) for img in images]
         else:
-            target = self.target_hw
-            stacked = np.stack([resize_image(img, target) if target else img for img in images])
+            sized = [resize_image(img, found.net_hw) for img in images]
+        stacked = sized[0][None] if len(sized) == 1 else np.stack(sized)  # one image: a view, not a copy
+        if self.tile:
+            inputs = stacked  # windows are cut per image in forward()
+        else:
             inputs = stacked if self.backend.takes_images else normalize(stacked, self.meta)
-        return PreparedBatch(images, inputs, list(items) if items is not None else list(images))
+        return PreparedBatch(images, inputs, list(items) if items is not None else list(images),
+                             found.box if found else None)
 
     def forward(self, batch: PreparedBatch) -> np.ndarray:
         """The model output for a prepared batch (logits, probabilities or labels, as the backend gives)."""
         if self.tile:
-            return np.concatenate([self._tiled(img) for img in batch.images])
+            return np.stack([self._tiled(img) for img in batch.inputs])
         if self.backend.takes_images:
             return self.backend.run_images(batch.inputs)
         return self.backend(batch.inputs)
 
     def _tiled(self, image: np.ndarray) -> np.ndarray:
-        """Logits of one image from overlapping windows (PaddleSeg's slide inference)."""
-        x = torch.from_numpy(normalize(image, self.meta))
-        return tta.slide_inference(lambda t: torch.from_numpy(self.backend(t.numpy())), x, *self.tile).numpy()
+        """One image from overlapping windows (PaddleSeg's slide inference): its labels ``[H, W]``, band by band in
+        bounded memory, or its logits ``[C, H, W]`` where probabilities or logits are asked for."""
+        if self.want_probs or self.want_logits:
+            x = torch.from_numpy(normalize(image, self.meta))
+            return tta.slide_inference(lambda t: torch.from_numpy(self.backend(t.numpy())), x, *self.tile)[0].numpy()
+        return slide_labels(self.backend, image, lambda win: normalize(win, self.meta), *self.tile,
+                            progress=self.on_window)
 
     def finish(self, batch: PreparedBatch, outputs: np.ndarray) -> list[SegResult]:
         """Results at the original sizes from :meth:`forward`'s outputs (resize back, argmax, probabilities)."""
-        kind = self.backend.output_kind
+        kind = "labels" if outputs.ndim == 3 else self.backend.output_kind  # tiled: labels
         dtype = np.uint8 if self.meta.num_classes <= 256 else np.int32
         results = []
         for img, out in zip(batch.images, outputs):
             size = img.shape[:2]
+            if batch.box is not None:  # letterboxed: the image's part of the output
+                top, left, h, w = batch.box
+                out = out[..., top:top + h, left:left + w]
+            scores = None
             if kind == "labels":
                 labels = resize_labels(out, size) if out.shape != size else out
-                scores = None
-            else:
+            elif self.want_probs or self.want_logits:
                 scores = resize_bilinear(out[None], size)[0]
                 labels = argmax_channels(scores)
+            else:  # labels only: resized back in bands, never every class at a camera photo's size
+                labels = upsample_argmax(out, size)
             results.append(SegResult(
                 labels=labels.astype(dtype, copy=False),
                 class_names=list(self.meta.class_names), palette=[list(c) for c in self.meta.palette],
@@ -289,3 +343,4 @@ class PreparedBatch:
     images: list[np.ndarray]
     inputs: np.ndarray | None
     items: list[Any]
+    box: tuple[int, int, int, int] | None = None  # letterbox: where the images sit in the network input

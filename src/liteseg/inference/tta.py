@@ -109,8 +109,9 @@ def aug_inference(logits_fn: LogitsFn, x: torch.Tensor, *, scales: Sequence[floa
     return total if legacy else total / (len(scales) * len(combos))
 
 
-def parse_slide(text: str) -> tuple[Size, Size]:
-    """``"CROP,STRIDE"`` with each ``N`` or ``WxH`` -> ((crop_w, crop_h), (stride_w, stride_h))."""
+def parse_slide(text: str, option: str = "--slide") -> tuple[Size, Size]:
+    """``"CROP,STRIDE"`` with each ``N`` or ``WxH`` -> ((crop_w, crop_h), (stride_w, stride_h)); errors name
+    ``option``."""
     parts = text.replace(" ", "").lower().split(",")
     try:
         if len(parts) != 2:
@@ -124,6 +125,6 @@ def parse_slide(text: str) -> tuple[Size, Size]:
                 raise ValueError
             sizes.append((dims[0], dims[1]))
     except ValueError:
-        raise LitesegError(f"--slide {text!r}: expected CROP,STRIDE with each N or WxH, e.g. 256,192 or "
+        raise LitesegError(f"{option} {text!r}: expected CROP,STRIDE with each N or WxH, e.g. 256,192 or "
                            f"1024x512,768x384") from None
     return sizes[0], sizes[1]

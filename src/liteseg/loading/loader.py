@@ -42,6 +42,7 @@ class LoadReport:
     kept_default: list[str] = field(default_factory=list)
     reinitialized: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{self.loaded} tensors loaded"]
@@ -57,7 +58,7 @@ class LoadReport:
             parts.append(f"{len(self.reinitialized)} re-initialised ({_brief(self.reinitialized)})")
         if self.ignored:
             parts.append(f"{len(self.ignored)} ignored ({_brief(self.ignored)})")
-        return ", ".join(parts)
+        return "; ".join([", ".join(parts), *self.notes])
 
 
 def _brief(keys: list[str]) -> str:
@@ -169,7 +170,7 @@ def load(source: str | os.PathLike, *, arch: str | None = None, num_classes: int
     if name is not None:
         loaded = load(zoo.get_weights(name), arch=arch, num_classes=num_classes, reinit_head=reinit_head,
                       strict=strict, device=device)
-        if name not in zoo.SHIPPED:  # the shipped file carries its own metadata
+        if name not in zoo.SHIPPED:  # the shipped file carries its own metadata (and the record's size, below)
             extra = zoo.weights_meta(name)
             loaded.meta.license, loaded.meta.metrics = extra["license"], extra["metrics"]
             loaded.meta.extra.update(extra["extra"])
@@ -194,6 +195,10 @@ def load(source: str | os.PathLike, *, arch: str | None = None, num_classes: int
     else:
         raise FormatError(f"{text}: unknown model file type {path.suffix!r}; expected .pdparams, .safetensors, "
                           f".pt/.pth, .pdmodel, .json (Paddle 3), an inference model folder or a .tar/.tgz archive")
+    shipped = zoo.shipped_name(path)
+    if shipped is not None:
+        loaded.meta.extra = {**zoo.record_extra(shipped), "shipped_default": shipped == zoo.DEFAULT_NAME,
+                             **loaded.meta.extra}
     loaded.model.to(device).eval()
     loaded.load_seconds = time.perf_counter() - start
     return loaded
@@ -222,6 +227,7 @@ def _load_inference_model(path: Path, arch, num_classes, reinit_head, strict) ->
     state = im_format.to_state_dict(im, model)
     report = apply_state_dict(model, state, source=str(path), strict=strict, reinit_head=reinit_head,
                               optional=(_AUX_HEAD.pattern,))
+    report.notes.extend(im.notes)
     mean, std = im_format.deploy_normalization(im.deploy)
     output_op = im.deploy.get("output_op") or im.info.output_op
     meta = dict(source=str(path), source_format="paddle_inference", mean=mean, std=std,

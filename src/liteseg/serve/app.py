@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..inference.about import describe
 from ..inference.segmenter import SegResult, Segmenter
 from .batcher import DynamicBatcher
 from .bodies import read_body
@@ -60,6 +61,7 @@ class ServeConfig:
     upload_grace_s: float = 10.0
     min_upload_kbs: float = 16.0  # KiB/s an upload must keep up after the grace period
     allowed_hosts: list[str] | None = None  # Host header values answered (None: any); set for loopback binds
+    imgsz: str | None = None  # "WxH" or "native"; None: the model's own size
 
     @property
     def max_upload_bytes(self) -> int:
@@ -71,7 +73,7 @@ def build_segmenter(config: ServeConfig) -> Segmenter:
     from ..loading.zoo import default_model
 
     return Segmenter(config.model or default_model(), backend=config.backend, device=config.device,
-                     threads=config.threads, batch_size=config.max_batch,
+                     threads=config.threads, batch_size=config.max_batch, imgsz=config.imgsz,
                      budget=PixelBudget(config.max_pixels, config.max_aspect, config.max_batch_pixels))
 
 
@@ -141,7 +143,7 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
         seg = segmenter or await run_in_threadpool(build_segmenter, config)
         state.segmenter = seg
         state.batcher = DynamicBatcher(seg.predict_rgb, config.max_batch, config.max_wait_ms, config.max_queue,
-                                       any_size=seg.target_hw is not None, metrics=metrics)
+                                       any_size=seg.target_hw() is not None, metrics=metrics)
         state.ready = True
         log.info("liteseg serve: %s on %s ready (max batch %d, max wait %g ms, max queue %d)",
                  _model_name(config, seg), seg.backend.name, config.max_batch, config.max_wait_ms, config.max_queue)
@@ -252,11 +254,11 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
         assert seg is not None
         meta = seg.meta
         return {
-            "name": _model_name(config, seg), "arch": meta.arch, "backend": seg.backend.name,
+            "name": _model_name(config, seg), "arch": meta.arch, "about": describe(meta), "backend": seg.backend.name,
             "num_classes": meta.num_classes,
             "classes": [{"id": i, "name": n, "color": list(c)}
                         for i, (n, c) in enumerate(zip(meta.class_names, meta.palette))],
-            "input_shape": list(meta.input_shape), "input_size": list(seg.target_hw) if seg.target_hw else None,
+            "input_shape": list(meta.input_shape), "input_size": list(seg.target_hw() or []) or None,
             "mean": list(meta.mean), "std": list(meta.std), "trained": bool(meta.trained),
             "max_batch": config.max_batch,
             "limits": {"max_pixels": config.max_pixels, "max_upload_mb": config.max_upload_mb,

@@ -45,6 +45,8 @@ class ClassInfo(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     arch: str
+    about: str = Field(description='what the model is for, e.g. "PP-LiteSeg-T, CamVid street scenes, 11 classes, '
+                                   '480x360"')
     backend: str
     num_classes: int
     classes: list[ClassInfo]

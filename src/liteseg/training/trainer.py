@@ -138,7 +138,8 @@ class Trainer:
                               std=list(cfg.augment.std), ignore_index=self.train_set.ignore_index,
                               source=str(self.output_dir), source_format="liteseg-train", license=license,
                               extra={"training_config": config.to_dict(),
-                                     "uncoloured_classes": self._uncoloured(num_classes)})
+                                     "uncoloured_classes": self._uncoloured(num_classes),
+                                     **_input_size(self.val_set, cfg.data.val_scale)})
         if self.dist.enabled and cfg.train.sync_bn:
             model = convert_sync_batchnorm(model, self.device.type)
         model.to(self.device)
@@ -219,7 +220,7 @@ class Trainer:
         if fatal:
             codes = ", ".join(f.code for f in fatal if f.code in ALLOWABLE)
             anyway = f", or train anyway with data.allow=[{codes}]" if codes else ""
-            raise TrainingError(f"training stopped: the training data would make it meaningless or wrong:\n"
+            raise TrainingError("training stopped: the training data would make it meaningless or wrong:\n"
                                 + "\n".join(f"  [{f.code}] {f.message}" for f in fatal)
                                 + f"\nFix the data (liteseg data check {d.train} shows the details){anyway}")
         train_set.validate(skip_bad=d.skip_bad)
@@ -532,3 +533,19 @@ class Trainer:
             torch.distributed.broadcast(best, 0)
             if best[1] >= 0:
                 self.best_miou, self.best_iter = float(best[0]), int(best[1])
+
+
+def _input_size(val_set: Any, scale: float) -> dict[str, list[int]]:
+    """``{"input_size": [H, W]}``: the size the model is validated at (the first val image at ``data.val_scale``),
+    which predict and serve then use; {} without validation data or a readable first image."""
+    samples = getattr(val_set, "samples", None)
+    if not samples:
+        return {}
+    try:
+        from PIL import Image
+
+        with Image.open(samples[0].image) as im:
+            w, h = im.size
+    except (OSError, ValueError):
+        return {}
+    return {"input_size": [int(h * scale + 0.5), int(w * scale + 0.5)]}
