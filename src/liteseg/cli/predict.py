@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import LitesegError
 from ..utils.io import atomic_path
-from . import options
+from . import options, ray_engine
 from .run_dir import check_output_dir, prepare_output_dir
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tile", metavar="CROP,STRIDE", type=options.slide,
                    help="sliding-window prediction for very large images, e.g. 1024x512,768x384 (logits averaged)")
     p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU where the backend supports it")
+    ray_engine.add_options(p, resume=True)
     p.set_defaults(func=run)
 
 
@@ -67,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
         raise LitesegError(f"--save: unknown output(s) {sorted(unknown)}; choose from {', '.join(KINDS)}")
     if args.save_probs:
         kinds.append("probs")
+    if args.engine == "ray":
+        return ray_engine.run_predict(args, kinds)
+    ray_engine.check_local(args)
     files = list_sources(args.source)  # fails early on a missing source or an empty folder
     total, unit = _count(files)
     if args.output is not None:

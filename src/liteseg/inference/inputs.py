@@ -91,6 +91,12 @@ def _relative_name(path: Path, root: Path | None) -> str:
     return path.stem
 
 
+def output_names(source: str | os.PathLike, files: list[Path]) -> list[str]:
+    """The output name of each file (its path under a ``source`` folder, else its stem), as :func:`iter_frames`."""
+    root = Path(source) if Path(source).is_dir() else None
+    return [_relative_name(path, root) for path in files]
+
+
 def iter_frames(source: str | os.PathLike, files: list[Path] | None = None) -> Iterator[Frame]:
     """Frames of every image and video under ``source``, decoded one at a time (nothing is held).
 
