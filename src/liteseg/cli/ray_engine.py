@@ -38,7 +38,7 @@ def check_local(args: argparse.Namespace) -> None:
     """Refuse Ray options without ``--engine ray``."""
     given = [f"--{name.replace('_', '-')}" for name in _RAY_ONLY if getattr(args, name, None)]
     if given:
-        raise LitesegError(f"{' '.join(given)} apply to --engine ray only; add --engine ray or drop them")
+        raise LitesegError(f"{' '.join(given)}: only with --engine ray (add it, or run without these options)")
 
 
 def _device(args: argparse.Namespace) -> str | None:
