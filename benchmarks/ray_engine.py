@@ -8,7 +8,7 @@ images/s after it; then the medians, their ratios (the issue's goal: >= 0.85x) a
     PYTHONPATH=src python benchmarks/ray_engine.py --camvid ../shared/data/camvid          # 200 CamVid frames
     PYTHONPATH=src python benchmarks/ray_engine.py --images 8 --repeats 1                  # quick check
 
-Inputs: ``--images`` JPEGs of 480x360 (CamVid frames, halved, cycled; generated noise without --camvid). Model:
+Inputs: ``--images`` JPEGs of ``--size`` (default 480x360: CamVid frames, halved, cycled; generated noise without --camvid). Model:
 the shipped default (PP-LiteSeg-T, CamVid classes). Outputs: labels and colour PNGs.
 """
 from __future__ import annotations
@@ -31,15 +31,15 @@ def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def make_images(folder: Path, count: int, camvid: Path | None) -> None:
+def make_images(folder: Path, count: int, camvid: Path | None, size: tuple[int, int]) -> None:
     folder.mkdir(parents=True)
     sources = sorted((camvid / "images").rglob("*.png")) + sorted((camvid / "images").rglob("*.jpg")) if camvid else []
     rng = np.random.RandomState(0)
     for i in range(count):
         if sources:
-            image = Image.open(sources[i % len(sources)]).convert("RGB").resize((480, 360), Image.BILINEAR)
+            image = Image.open(sources[i % len(sources)]).convert("RGB").resize(size, Image.BILINEAR)
         else:
-            image = Image.fromarray(rng.randint(0, 255, (360, 480, 3), dtype=np.uint8))
+            image = Image.fromarray(rng.randint(0, 255, (size[1], size[0], 3), dtype=np.uint8))
         image.save(folder / f"{i:04d}.jpg", quality=90)
 
 
@@ -76,11 +76,13 @@ def main() -> None:
     parser.add_argument("--camvid", type=Path, help="CamVid root (images/); default: generated images")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--size", default="480x360", help="image size WxH (default 480x360)")
     args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        make_images(root / "imgs", args.images, args.camvid)
-        print(f"{args.images} images 480x360, load average before: {_load()}")
+        make_images(root / "imgs", args.images, args.camvid, size)
+        print(f"{args.images} images {args.size}, load average before: {_load()}")
         runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
         for r in range(args.repeats):
             for ray in (False, True):

@@ -131,7 +131,7 @@ def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
         rows = args.batch_size * -(-ROWS_PER_TASK // args.batch_size)
         bar = tqdm(desc="predict (ray)", total=len(pending), unit="img", dynamic_ncols=True)
         try:
-            with connect(args.address) as ray:
+            with connect(args.address, f"; finished images are kept: go on with --resume -o {out_dir}") as ray:
                 workers = args.workers or pool_size(ray, args.threads, args.gpus_per_worker)
                 ds = map_with_actors(ray.data.from_items([{"path": str(p)} for p in pending]), PredictWorker,
                                      worker_kwargs, workers=workers, threads=args.threads,

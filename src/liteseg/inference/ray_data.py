@@ -46,23 +46,27 @@ def import_ray(local: bool = False) -> Any:
 
 
 @contextlib.contextmanager
-def connect(address: str | None) -> Iterator[Any]:
+def connect(address: str | None, on_failure: str = "") -> Iterator[Any]:
     """Ray, connected: to ``address`` (``auto``: the cluster ``ray start`` runs on this machine; ``ray://HOST:PORT``:
-    Ray Client), to the cluster this process already joined, or else to a new local one stopped on exit."""
+    Ray Client), to the cluster this process already joined, or else to a new local one stopped on exit.
+
+    A failed Ray job inside the block becomes a LitesegError ending with ``on_failure`` (what to do)."""
     ray = import_ray(local=address is None)
-    if ray.is_initialized():
-        yield ray
-        return
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=True, logging_level="WARNING",
-                 configure_logging=True)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        raise LitesegError(f"--address {address}: cannot connect to a Ray cluster ({e}); start one with "
-                           f"'ray start --head' or leave --address out for a local one") from None
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=True, logging_level="WARNING")
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise LitesegError(f"--address {address}: cannot connect to a Ray cluster ({e}); start one with "
+                               f"'ray start --head' or leave --address out for a local one") from None
     try:
         yield ray
+    except ray.exceptions.RayError as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LitesegError(f"the Ray job failed: {reason}{on_failure}") from e
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
 
 
 def map_with_actors(ds: Any, fn: type, kwargs: dict[str, Any], *, workers: int, threads: int | None,
