@@ -109,7 +109,9 @@ def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
     if videos:
         raise LitesegError(f"{videos[0]}: --engine ray segments images; use --engine local for videos")
     model = args.model or default_model()
-    meta = create_backend(model, args.backend).meta  # a bad model fails here, not in every worker
+    checker = create_backend(model, args.backend)  # a bad model fails here, not in every worker
+    meta = checker.meta
+    checker.close()
     if args.cityscapes_ids and meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
         raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {meta.num_classes}")
     out_dir = prepare_output_dir(args.output, "runs/predict", exist_ok=args.exist_ok or args.resume)

@@ -55,7 +55,7 @@ def connect(address: str | None, on_failure: str = "") -> Iterator[Any]:
     started = not ray.is_initialized()
     if started:
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=True, logging_level="WARNING")
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=True, logging_level="WARNING")
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise LitesegError(f"--address {address}: cannot connect to a Ray cluster ({e}); start one with "
                                f"'ray start --head' or leave --address out for a local one") from None
