@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from ..errors import LitesegError
 from ..utils.io import atomic_path, write_error
-from . import options
+from . import options, ray_engine
 from .run_dir import check_output_dir, prepare_output_dir
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-aspect", type=options.float_range(1.0), default=20.0,
                    help="largest aspect ratio (long side / short side), else skipped (default 20)")
     p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU where the backend supports it")
+    ray_engine.add_options(p, resume=True)
     p.set_defaults(func=run)
 
 
@@ -89,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
         raise LitesegError(f"--save: unknown output(s) {sorted(unknown)}; choose from {', '.join(KINDS)}")
     if args.save_probs:
         kinds.append("probs")
+    if args.engine == "ray":
+        return ray_engine.run_predict(args, kinds)
+    ray_engine.check_local(args)
     live = open_live(args)  # live sources are opened now: one clear error for any that cannot be read
     files = list_sources(args.source) if live is None else []  # fails early on a missing source or empty folder
     output_names(files, Path(args.source) if Path(args.source).is_dir() else None)  # and on clashing names

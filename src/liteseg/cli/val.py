@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import options
+from . import options, ray_engine
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -43,6 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exclude-absent", action="store_true", help="leave classes absent from predictions and labels "
                                                                  "out of the means (PaddleSeg counts them as 0)")
     p.add_argument("--exist-ok", action="store_true", help="overwrite an existing report in the output folder")
+    p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
+    ray_engine.add_options(p, resume=False)
     p.set_defaults(func=run)
 
 
@@ -58,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.output is not None:
         check_output(args.output, args.exist_ok)  # before the run, not after it
-    backend_options = {}
-    if args.backend == "torch":
+    if args.engine != "ray":
+        ray_engine.check_local(args)
+    backend_options = {"threads": args.threads} if args.threads else {}
+    if args.backend == "torch" and args.engine != "ray":
         import torch
 
         backend_options["device"] = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -73,9 +77,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"model {name}: {describe(meta)}; backend {backend.name}")
     print(f"data {args.data}: {len(dataset)} images, {dataset.num_classes} classes")
     print(scan_dataset(dataset).format())  # the histogram and mask mistakes, as liteseg data check prints them
-    result = evaluate(backend, dataset, flip=args.flip, flip_v=args.flip_v, scales=args.scales, slide=args.slide,
-                      legacy_aug=args.legacy_aug, num_workers=args.num_workers, skip_bad=args.skip_bad,
-                      exclude_absent=args.exclude_absent)
+    if args.engine == "ray":
+        backend.close()
+        result = ray_engine.run_val(args, dataset, model)
+    else:
+        result = evaluate(backend, dataset, flip=args.flip, flip_v=args.flip_v, scales=args.scales, slide=args.slide,
+                          legacy_aug=args.legacy_aug, num_workers=args.num_workers, skip_bad=args.skip_bad,
+                          exclude_absent=args.exclude_absent)
     print(format_table(result))
     notes = "" if meta.trained else "**The model's weights are not trained (random initialisation).**"
     out = args.output or prepare_output_dir(None, "runs/val")  # numbered folders only for finished runs

@@ -162,9 +162,9 @@ def _resized(logits_fn: tta.LogitsFn, hw: tta.Size) -> tta.LogitsFn:
     return run
 
 
-def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scales: tuple[float, ...],
-         slide: tuple[tta.Size, tta.Size] | None, legacy_aug: bool, num_workers: int, progress: bool,
-         skip_bad: bool, exclude_absent: bool) -> EvalResult:
+def check_run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scales: tuple[float, ...],
+              slide: tuple[tta.Size, tta.Size] | None, skip_bad: bool) -> None:
+    """What is checked before any image is scored: class counts, the protocol, every sample (``validate``)."""
     meta = runner.meta
     if meta.num_classes and meta.num_classes != dataset.num_classes:
         raise LitesegError(f"the model predicts {meta.num_classes} classes but {dataset.name} has "
@@ -172,6 +172,13 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
                            f"trained for this dataset's classes")
     _check_protocol(runner, flip, flip_v, scales, slide)
     dataset.validate(skip_bad=skip_bad)
+
+
+def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scales: tuple[float, ...],
+         slide: tuple[tta.Size, tta.Size] | None, legacy_aug: bool, num_workers: int, progress: bool,
+         skip_bad: bool, exclude_absent: bool) -> EvalResult:
+    meta = runner.meta
+    check_run(runner, dataset, flip=flip, flip_v=flip_v, scales=scales, slide=slide, skip_bad=skip_bad)
     logits_fn, device = _logits_fn(runner)
     raw = not _scores_logits(runner)
     found = model_size(meta)
