@@ -109,7 +109,7 @@ def write(prepared: Prepared, path: Path, precision: str, calibration: Sequence[
     litert_torch = import_converter("tflite", "litert_torch")
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        model = litert_torch.convert(prepared.wrapper, (prepared.example,)).tflite_model()
+        model = litert_torch.convert(prepared.wrapper, (prepared.example,)).model_content()
     if precision != "fp32":
         model = _quantize(bytes(model), precision, calibration)
     path.write_bytes(with_metadata(bytes(model), metadata))

@@ -67,7 +67,8 @@ def write(prepared: Prepared, path: Path, precision: str, calibration: Sequence[
     """Convert ``prepared`` with pnnx (fp16 weights only for ``fp16``) into the folder ``path``."""
     pnnx = import_converter("ncnn", "pnnx")
     with tempfile.TemporaryDirectory() as work, torch.no_grad(), _quiet_stdout():
-        pnnx.export(prepared.wrapper, os.path.join(work, "model.pt"), (prepared.example,), fp16=precision == "fp16")
+        pnnx.export(prepared.wrapper, os.path.join(work, "model.pt"), (prepared.example,), fp16=precision == "fp16",
+                    check_trace=False)
         for name in (PARAM, BIN):
             if not os.path.isfile(os.path.join(work, name)):
                 raise EdgeExportError(f"pnnx wrote no {name}; the model did not convert to ncnn")
