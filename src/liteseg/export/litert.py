@@ -6,6 +6,7 @@ The liteseg metadata is a ``liteseg`` entry of the flatbuffer's metadata table.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -104,12 +105,35 @@ def read_metadata_text(model: bytes, source: str) -> str:
                       f"'liteseg export MODEL --format tflite'")
 
 
+_last_conversion: dict[str, bytes] = {}  # fingerprint -> float flatbuffer (the last one only)
+
+
+def _fingerprint(prepared: Prepared) -> str:
+    """Identifies a model and shape: the weights (and buffers, e.g. SPPM's bin matrices) and the input shape."""
+    digest = hashlib.sha256(repr(prepared.shape).encode())
+    for name, tensor in prepared.wrapper.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def convert(prepared: Prepared) -> bytes:
+    """The float32 flatbuffer of ``prepared`` (litert-torch). The slow step: the last result is reused, so the
+    fp32, fp16 and int8 exports of one model and shape convert once."""
+    key = _fingerprint(prepared)
+    if key not in _last_conversion:
+        litert_torch = import_converter("tflite", "litert_torch")
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            model = bytes(litert_torch.convert(prepared.wrapper, (prepared.example,)).model_content())
+        _last_conversion.clear()
+        _last_conversion[key] = model
+    return _last_conversion[key]
+
+
 def write(prepared: Prepared, path: Path, precision: str, calibration: Sequence[torch.Tensor], metadata: str) -> None:
     """Convert ``prepared`` with litert-torch, quantize if asked, add the metadata, write to ``path``."""
-    litert_torch = import_converter("tflite", "litert_torch")
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        model = litert_torch.convert(prepared.wrapper, (prepared.example,)).model_content()
+    model = convert(prepared)
     if precision != "fp32":
         model = _quantize(bytes(model), precision, calibration)
     path.write_bytes(with_metadata(bytes(model), metadata))

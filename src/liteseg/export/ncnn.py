@@ -35,8 +35,11 @@ def staged(path: Path, overwrite: bool) -> Iterator[Path]:
     """A temporary folder beside ``path`` that replaces it on success and is removed on error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700: the usual permissions for a folder
         if path.exists() and overwrite:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         os.replace(tmp, path)
