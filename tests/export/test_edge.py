@@ -111,7 +111,10 @@ def test_model_file_through_info_predict_val(exported, model, camvid_dir, tmp_pa
         [np.asarray(Image.open("i.png").convert("RGB"))])[0].labels
     assert labels.shape == (90, 120) and (labels == reference).mean() >= 0.999
 
-    (tmp_path / "val.txt").write_text("i.png l.png\n")
+    # val, as for a fixed-shape ONNX graph, takes images of the model's size (or --slide)
+    Image.open(image).resize((96, 64)).save(tmp_path / "v.png")
+    Image.open(label).resize((96, 64), Image.NEAREST).save(tmp_path / "vl.png")
+    (tmp_path / "val.txt").write_text("v.png vl.png\n")
     assert main(["val", "--data", "list:val.txt", "--model", str(path), "--num-workers", "0", "-o", "v"]) == 0
     assert f"backend {BACKEND[fmt]}" in capsys.readouterr().out
     assert json.loads((tmp_path / "v" / "metrics.json").read_text())["miou"] >= 0

@@ -58,7 +58,7 @@ def _quantize(model: bytes, precision: str, calibration: Sequence[torch.Tensor])
     if q.need_calibration:
         name = _input_name(model)
         result = q.calibrate({"serving_default": [{name: x.numpy()} for x in calibration]})
-    return bytes(q.quantize(result, enable_progress_report=False).quantized_model)
+    return bytes(q.quantize(result, enable_progress_bar=False, enable_progress_report=False).quantized_model)
 
 
 def _input_name(model: bytes) -> str:
@@ -69,7 +69,8 @@ def _input_name(model: bytes) -> str:
 
 
 def with_metadata(model: bytes, text: str) -> bytes:
-    """``model`` with a ``liteseg`` metadata entry holding ``text`` (the flatbuffer is rebuilt)."""
+    """``model`` with a ``liteseg`` metadata entry holding ``text`` (the flatbuffer is rebuilt; its buffers must be
+    inside it, as litert-torch writes them)."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
@@ -97,7 +98,10 @@ def read_metadata_text(model: bytes, source: str) -> str:
         for i in range(tree.MetadataLength()):
             entry = tree.Metadata(i)
             if entry.Name() == METADATA_NAME.encode():
-                return tree.Buffers(entry.Buffer()).DataAsNumpy().tobytes().decode()
+                buffer = tree.Buffers(entry.Buffer())
+                if buffer.Offset() > 1:  # data after the flatbuffer (ai-edge-quantizer writes it so)
+                    return bytes(model[buffer.Offset():buffer.Offset() + buffer.Size()]).decode()
+                return buffer.DataAsNumpy().tobytes().decode()
     except Exception as e:  # flatbuffers raises struct/index errors on damaged files
         raise FormatError(f"{source}: not a readable LiteRT/TFLite model ({type(e).__name__}: {e}); re-export it "
                           f"with 'liteseg export MODEL --format tflite'") from None
@@ -133,10 +137,10 @@ def convert(prepared: Prepared) -> bytes:
 
 def write(prepared: Prepared, path: Path, precision: str, calibration: Sequence[torch.Tensor], metadata: str) -> None:
     """Convert ``prepared`` with litert-torch, quantize if asked, add the metadata, write to ``path``."""
-    model = convert(prepared)
+    model = with_metadata(convert(prepared), metadata)  # the quantizer keeps metadata entries
     if precision != "fp32":
-        model = _quantize(bytes(model), precision, calibration)
-    path.write_bytes(with_metadata(bytes(model), metadata))
+        model = _quantize(model, precision, calibration)
+    path.write_bytes(model)
 
 
 class Runner:

@@ -174,9 +174,8 @@ def backend_for(source: Any) -> str:
     if edge is not None:
         return edge
     if isinstance(source, (str, os.PathLike)) and os.fspath(source).lower().endswith(GRAPH_SUFFIXES):
-        have = available_backends()
         for name in ("onnxruntime", "openvino"):
-            if name in have:
+            if _import_backend(name):
                 return name
         raise LitesegError(f"{os.fspath(source)}: ONNX models run with ONNX Runtime or OpenVINO, and neither is "
                            f"installed: {install_hint('onnx')}")
