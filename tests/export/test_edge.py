@@ -27,7 +27,7 @@ from ..conftest import randomize_, require_module
 
 SHAPE = (1, 3, 64, 96)
 CASES = [("executorch", "fp32"), ("executorch", "int8"), ("tflite", "fp32"), ("tflite", "fp16"),
-         ("tflite", "int8"), ("ncnn", "fp32"), ("ncnn", "fp16")]
+         ("ncnn", "fp32"), ("ncnn", "fp16")]
 FILE = {"executorch": "m.pte", "tflite": "m.tflite", "ncnn": "m_ncnn"}
 BACKEND = {"executorch": "executorch", "tflite": "litert", "ncnn": "ncnn"}
 PACKAGES = {"executorch": ("executorch", "torchao"), "tflite": ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"),

@@ -1,7 +1,8 @@
 """LiteRT / TFLite (``.tflite``) through ``litert-torch``, run with ``ai-edge-litert`` (``litert`` extra).
 
-Precisions: fp32; fp16 (float16 weights, dequantized to float32 at load: float compute); int8 (full-integer:
-int8 weights and activations, MinMax-calibrated with ai-edge-quantizer; float32 input and output).
+Precisions: fp32; fp16 (float16 weights, dequantized to float32 at load: float compute). No int8: ai-edge-quantizer
+0.10's full-integer recipe (static int8 weights and activations) fails on PP-LiteSeg's graph ("ADD(index: 0) not
+found in tensor_name_to_qsv" after calibration).
 The liteseg metadata is a ``liteseg`` entry of the flatbuffer's metadata table.
 """
 from __future__ import annotations
@@ -10,7 +11,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import ai_edge_litert  # noqa: F401  (a missing runtime makes this format unavailable, see edge.format_module)
 import numpy as np
@@ -35,37 +36,17 @@ def size(path: Path) -> int:
     return path.stat().st_size
 
 
-def _recipe(precision: str) -> list[dict[str, Any]]:
-    """ai-edge-quantizer recipe: fp16 weights (float compute) or int8 weights and activations."""
-    if precision == "fp16":
-        config = {"weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"}, "compute_precision": "FLOAT",
-                  "explicit_dequantize": True}
-        algorithm = "float_casting"
-    else:
-        config = {"activation_tensor_config": {"num_bits": 8, "symmetric": False, "granularity": "TENSORWISE",
-                                               "dtype": "INT"},
-                  "weight_tensor_config": {"num_bits": 8, "symmetric": True, "granularity": "CHANNELWISE",
-                                           "dtype": "INT"},
-                  "compute_precision": "INTEGER", "explicit_dequantize": False}
-        algorithm = "min_max_uniform_quantize"
-    return [{"regex": ".*", "operation": "*", "algorithm_key": algorithm, "op_config": config}]
+# fp16 weights, dequantized to float32 at load (float compute), with ai-edge-quantizer's float-casting algorithm
+_FP16_RECIPE = [{"regex": ".*", "operation": "*", "algorithm_key": "float_casting",
+                 "op_config": {"weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"}, "compute_precision": "FLOAT",
+                               "explicit_dequantize": True}}]
 
 
-def _quantize(model: bytes, precision: str, calibration: Sequence[torch.Tensor]) -> bytes:
+def _fp16_weights(model: bytes) -> bytes:
     quantizer = import_converter("tflite", "ai_edge_quantizer.quantizer")
-    q = quantizer.Quantizer(bytearray(model), _recipe(precision))
-    result = None
-    if q.need_calibration:
-        name = _input_name(model)
-        result = q.calibrate({"serving_default": [{name: x.numpy()} for x in calibration]})
-    return bytes(q.quantize(result, enable_progress_bar=False, enable_progress_report=False).quantized_model)
-
-
-def _input_name(model: bytes) -> str:
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_content=model).get_signature_runner("serving_default")
-    return next(iter(runner.get_input_details()))
+    result = quantizer.Quantizer(bytearray(model), _FP16_RECIPE).quantize(enable_progress_bar=False,
+                                                                           enable_progress_report=False)
+    return bytes(result.quantized_model)
 
 
 def with_metadata(model: bytes, text: str) -> bytes:
@@ -123,7 +104,7 @@ def _fingerprint(prepared: Prepared) -> str:
 
 def convert(prepared: Prepared) -> bytes:
     """The float32 flatbuffer of ``prepared`` (litert-torch). The slow step: the last result is reused, so the
-    fp32, fp16 and int8 exports of one model and shape convert once."""
+    fp32 and fp16 exports of one model and shape convert once."""
     key = _fingerprint(prepared)
     if key not in _last_conversion:
         litert_torch = import_converter("tflite", "litert_torch")
@@ -137,9 +118,12 @@ def convert(prepared: Prepared) -> bytes:
 
 def write(prepared: Prepared, path: Path, precision: str, calibration: Sequence[torch.Tensor], metadata: str) -> None:
     """Convert ``prepared`` with litert-torch, quantize if asked, add the metadata, write to ``path``."""
+    if precision not in ("fp32", "fp16"):
+        raise EdgeExportError(f"tflite: no {precision} export (ai-edge-quantizer's full-integer int8 fails on "
+                              f"PP-LiteSeg); choose fp32 or fp16")
     model = with_metadata(convert(prepared), metadata)  # the quantizer keeps metadata entries
-    if precision != "fp32":
-        model = _quantize(model, precision, calibration)
+    if precision == "fp16":
+        model = _fp16_weights(model)
     path.write_bytes(model)
 
 
