@@ -156,3 +156,15 @@ def test_missing_extra_names_the_install_command(monkeypatch, tmp_path, fmt):
         (path / "model.ncnn.param").touch()
     with pytest.raises(LitesegError, match=rf"pip install 'liteseg\[{extra}\]'"):
         create_backend(path)
+
+
+def test_formats_option_lists_every_precision(fixture_dir, capsys):
+    from liteseg.evaluation.formats import parse_formats
+
+    assert parse_formats("all") == CASES
+    assert parse_formats("ncnn:fp16,executorch") == [("ncnn", "fp16"), ("executorch", "fp32"), ("executorch", "int8")]
+    with pytest.raises(LitesegError, match="tflite:int8"):
+        parse_formats("tflite:int8")
+    model = str(fixture_dir / "weights.pdparams")
+    assert main(["benchmark", "--model", model, "--formats", "executorch:int8"]) == 2
+    assert "--calib" in capsys.readouterr().err
