@@ -7,13 +7,15 @@ mean/std, class names and how it was exported.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -179,6 +181,24 @@ def format_module(fmt: str) -> Any:
             raise LitesegError(f"{fmt} export needs an optional dependency that is missing ({e.name}); install "
                                f"it with: {install_hint(extra)}") from None
         raise
+
+
+@contextlib.contextmanager
+def quiet(*fds: int) -> Iterator[None]:
+    """Silence the C-level output on ``fds`` (1 stdout, 2 stderr): converters and runtimes log there; liteseg
+    reports their failures itself."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(fd) for fd in fds]
+    try:
+        with open(os.devnull, "wb") as null:
+            for fd in fds:
+                os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        for fd, copy in zip(fds, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def import_converter(fmt: str, name: str) -> Any:

@@ -15,7 +15,7 @@ import torch
 
 from ..errors import FormatError
 from ..utils.io import atomic_path
-from .edge import EdgeExportError, Prepared, parse_metadata
+from .edge import EdgeExportError, Prepared, parse_metadata, quiet
 
 SUFFIX = ".pte"
 METADATA_METHOD = "liteseg_metadata"
@@ -65,22 +65,23 @@ class Runner:
     """An ExecuTorch program: ``runner(x)`` maps a normalised float32 NCHW batch to logits."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
-        from executorch.runtime import Runtime
-
+        with quiet(2):  # importing the runtime logs optional kernels it did not find
+            from executorch.runtime import Runtime
         self.source = os.fspath(path)
         if not Path(path).is_file():
             raise FormatError(f"{self.source}: no such ExecuTorch program")
-        if threads:
-            from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-
-            _unsafe_reset_threadpool(threads)
         try:
-            program = Runtime.get().load_program(Path(path))
-            if METADATA_METHOD not in program.method_names:
-                raise FormatError(f"{self.source}: an ExecuTorch program without liteseg metadata; export it with "
-                                  f"'liteseg export MODEL --format executorch'")
-            text = program.load_method(METADATA_METHOD).execute([])[0]
-            self.method = program.load_method("forward")
+            with quiet(2):  # the runtime logs on stderr (why it refuses a file: the FormatError below says it)
+                if threads:
+                    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+                    _unsafe_reset_threadpool(threads)
+                program = Runtime.get().load_program(Path(path))
+                if METADATA_METHOD not in program.method_names:
+                    raise FormatError(f"{self.source}: an ExecuTorch program without liteseg metadata; export it "
+                                      f"with 'liteseg export MODEL --format executorch'")
+                text = program.load_method(METADATA_METHOD).execute([])[0]
+                self.method = program.load_method("forward")
         except FormatError:
             raise
         except Exception as e:  # the runtime raises RuntimeError/ValueError on damaged programs

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import FormatError
-from .edge import EdgeExportError, Prepared, import_converter, parse_metadata
+from .edge import EdgeExportError, Prepared, import_converter, parse_metadata, quiet
 
 PARAM, BIN, METADATA = "model.ncnn.param", "model.ncnn.bin", "liteseg.json"
 _FP16_OPTIONS = ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage")
@@ -52,24 +51,10 @@ def size(path: Path) -> int:
     return sum(f.stat().st_size for f in path.iterdir())
 
 
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """pnnx prints its whole pass log on the C-level stdout; keep it out of liteseg's output."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def write(prepared: Prepared, path: Path, precision: str, calibration: Sequence[torch.Tensor], metadata: str) -> None:
     """Convert ``prepared`` with pnnx (fp16 weights only for ``fp16``) into the folder ``path``."""
     pnnx = import_converter("ncnn", "pnnx")
-    with tempfile.TemporaryDirectory() as work, torch.no_grad(), _quiet_stdout():
+    with tempfile.TemporaryDirectory() as work, torch.no_grad(), quiet(1, 2):
         pnnx.export(prepared.wrapper, os.path.join(work, "model.pt"), (prepared.example,), fp16=precision == "fp16",
                     check_trace=False)
         for name in (PARAM, BIN):
