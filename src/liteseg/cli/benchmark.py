@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("formats", "--formats: export the model to each format and precision and run each "
                                         "(status, size, max abs diff vs PyTorch, latency and its ratio to ONNX "
                                         "Runtime fp32, mIoU on --eval-list at the first --shape)")
-    g.add_argument("--formats", help="all, or e.g. executorch,tflite:int8,ncnn:fp16 (a bare format: all its "
+    g.add_argument("--formats", help="all, or e.g. executorch:int8,tflite,ncnn:fp16 (a bare format: all its "
                                      "precisions)")
     g.add_argument("--calib", help="int8 calibration images: a folder or a list file (first column)")
     g.add_argument("--num-calib", type=options.positive_int, default=32, help="calibration images (default 32)")

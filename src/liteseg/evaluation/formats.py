@@ -59,7 +59,7 @@ class FormatsReport:
 
 
 def parse_formats(text: str) -> list[tuple[str, str]]:
-    """``all`` or ``executorch,tflite:int8,ncnn:fp16`` -> ``[(format, precision)]`` (a bare format: all its
+    """``all`` or ``executorch:int8,tflite,ncnn:fp16`` -> ``[(format, precision)]`` (a bare format: all its
     precisions). ONNX Runtime fp32, the reference, always runs."""
     if text == "all":
         return [(f, p) for f, precisions in FORMATS.items() for p in precisions]
