@@ -191,9 +191,11 @@ def quiet(*fds: int) -> Iterator[None]:
     sys.stderr.flush()
     saved = [os.dup(fd) for fd in fds]
     try:
-        with open(os.devnull, "wb") as null:
+        with open(os.devnull, "wb") as null, open(os.devnull, "w") as text, contextlib.ExitStack() as stack:
             for fd in fds:
                 os.dup2(null.fileno(), fd)
+                # bindings may print through Python's sys.stdout/sys.stderr (replaced in tests) instead
+                stack.enter_context((contextlib.redirect_stdout if fd == 1 else contextlib.redirect_stderr)(text))
             yield
     finally:
         for fd, copy in zip(fds, saved):
