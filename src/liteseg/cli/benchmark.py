@@ -25,6 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=options.threads, help="CPU threads (default or 0: the library's)")
     p.add_argument("--json", type=Path, help="write the results as JSON")
     p.add_argument("--plot", type=Path, help="write a PNG bar chart of latency per backend and shape")
+    g = p.add_argument_group("formats", "--formats: export the model to each format and precision and run each "
+                                        "(status, size, max abs diff vs PyTorch, latency and its ratio to ONNX "
+                                        "Runtime fp32, mIoU on --eval-list at the first --shape)")
+    g.add_argument("--formats", help="all, or e.g. executorch:int8,tflite,ncnn:fp16 (a bare format: all its "
+                                     "precisions)")
+    g.add_argument("--calib", help="int8 calibration images: a folder or a list file (first column)")
+    g.add_argument("--num-calib", type=options.positive_int, default=32, help="calibration images (default 32)")
+    g.add_argument("--eval-list", type=Path, help="labelled list file ('image label' per line) for mIoU")
+    g.add_argument("--num-eval", type=options.positive_int, help="use only the first N labelled images")
+    g.add_argument("--workdir", type=Path, help="where the exports go (default: a temporary folder)")
     p.set_defaults(func=run)
 
 
@@ -54,8 +64,43 @@ def _backends(text: str | None, model: str) -> list[str]:
     return names
 
 
+def run_formats(args: argparse.Namespace) -> int:
+    """``--formats``: every export of the model, run and compared (:mod:`liteseg.evaluation.formats`)."""
+    import tempfile
+
+    from ..evaluation.formats import benchmark_formats, formats_table, parse_formats
+    from ..export.onnx import parse_shape
+    from ..quantize import list_images, list_labelled
+    from ..utils.io import atomic_write_bytes
+
+    formats = parse_formats(args.formats)
+    if any(p == "int8" for _, p in formats) and not args.calib:
+        raise LitesegError("--formats with int8 precisions needs --calib IMAGES (e.g. camvid/train.txt)")
+    shapes = [parse_shape(s) for s in (args.shape or ["1,3,360,480", "1,3,512,1024"])]
+    calibration = list_images(args.calib, args.num_calib) if args.calib else []
+    labelled = list_labelled(args.eval_list, args.num_eval) if args.eval_list else []
+    threads = args.threads or 2
+    with tempfile.TemporaryDirectory() as tmp:
+        report = benchmark_formats(args.model, args.workdir or tmp, formats, shapes, calibration=calibration,
+                                   labelled=labelled, threads=threads, warmup=args.warmup, runs=args.runs)
+    machine = report.machine
+    print(f"machine: {machine['cpu']} ({machine['cores']} cores), torch {machine['torch']}, threads {threads}, "
+          f"warm-up {args.warmup}, runs {args.runs}; model call only")
+    if labelled:
+        print(f"mIoU on the first {len(labelled)} images of {args.eval_list} at "
+              f"{'x'.join(map(str, shapes[0]))}; PyTorch fp32: {report.torch_miou:.4f}")
+    print(formats_table(report))
+    if args.json:
+        atomic_write_bytes(args.json, json.dumps(report.to_json(), indent=2).encode())
+        print(f"wrote {args.json}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    if args.formats:
+        return run_formats(args)
 
     from ..evaluation.benchmark import make_backend, model_stats, plot_results, results_table, run_benchmark, to_json
     from ..export.onnx import parse_shape

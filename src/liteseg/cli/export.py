@@ -1,4 +1,5 @@
-"""``liteseg export MODEL -o OUT.onnx``: ONNX export (dynamic shapes by default) with a verification run."""
+"""``liteseg export MODEL -o OUT.onnx``: ONNX export (dynamic shapes by default) with a verification run;
+``--format executorch|tflite|ncnn``: fixed-shape edge exports (:mod:`liteseg.export.edge`)."""
 from __future__ import annotations
 
 import argparse
@@ -8,18 +9,33 @@ from typing import Any
 from ..errors import LitesegError
 from . import options
 
+EDGE_FORMATS = ("executorch", "tflite", "ncnn")
+_ONNX_ONLY = {"output": "logits", "labels_dtype": "int64", "output_size": "input", "include_preprocess": False,
+              "input_layout": "nchw", "opset": None, "fp16": False, "simplify": False, "trt_profile": None,
+              "trt_engine": None}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a model to ONNX (dynamic or fixed shapes)",
+    p = sub.add_parser("export", help="export a model to ONNX, ExecuTorch, LiteRT (TFLite) or ncnn",
                        description="Export MODEL (any file liteseg.load accepts, or a registered model name with "
                                    "--weights) to ONNX. Default: dynamic batch, height and width, exact for "
-                                   "every size. The result is checked in ONNX Runtime against PyTorch.")
+                                   "every size. The result is checked in ONNX Runtime against PyTorch. --format "
+                                   "executorch|tflite|ncnn writes a fixed-shape model for phones and boards, "
+                                   "checked in its own runtime.")
     p.add_argument("model", help="model file/folder/.tgz, or a registered name (see 'liteseg info')")
     p.add_argument("-o", "--output-file", required=True, type=Path,
-                   help="the .onnx file to write (with --format triton: the model repository folder)")
-    p.add_argument("--format", default="onnx", choices=["onnx", "triton"],
-                   help="onnx (default), or triton: a Triton model repository (Python backend + ONNX Runtime/"
-                        "TensorRT variant, see docs/serving.md)")
+                   help="the file to write: .onnx, .pte (executorch), .tflite, a folder (ncnn), or with --format "
+                        "triton the model repository folder")
+    p.add_argument("--format", default="onnx", choices=["onnx", "triton", *EDGE_FORMATS],
+                   help="onnx (default); triton: a Triton model repository (Python backend + ONNX Runtime/TensorRT "
+                        "variant, see docs/serving.md); executorch (.pte, XNNPACK), tflite (LiteRT) or ncnn (folder: "
+                        ".param, .bin, liteseg.json): the edge formats have a fixed input shape (--input-shape, "
+                        "default the model's or 1,3,512,512)")
+    p.add_argument("--precision", default="fp32",
+                   help="edge formats: fp32 (default); executorch int8 (needs --calib); tflite fp16 "
+                        "(weights); ncnn fp16")
+    p.add_argument("--calib", help="int8 calibration images: a folder or a list file (first column)")
+    p.add_argument("--num-calib", type=options.positive_int, default=32, help="calibration images (default 32)")
     p.add_argument("--weights", help="weights for a registered model name (random init without)")
     p.add_argument("--num-classes", type=options.positive_int,
                    help="class count for a registered model name without weights")
@@ -58,6 +74,24 @@ def resolve_source(model: str, weights: str | None, num_classes: int | None) -> 
     return model
 
 
+def run_edge(args: argparse.Namespace) -> int:
+    from ..export.edge import export_edge
+    from ..quantize import list_images
+
+    given = [k for k, default in _ONNX_ONLY.items() if getattr(args, k) != default]
+    if given:
+        raise LitesegError(f"--format {args.format}: {', '.join('--' + k.replace('_', '-') for k in given)} "
+                           f"only apply to ONNX exports")
+    if args.calib and args.precision != "int8":
+        raise LitesegError("--calib calibrates int8 exports; add --precision int8")
+    calibration = list_images(args.calib, args.num_calib) if args.calib else []
+    report = export_edge(resolve_source(args.model, args.weights, args.num_classes), args.output_file, args.format,
+                         args.precision, input_shape=args.input_shape, calibration=calibration,
+                         verify=not args.no_verify, overwrite=args.force)
+    print(report.summary())
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from ..export.onnx import export_onnx
 
@@ -67,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
         source = resolve_source(args.model, args.weights, args.num_classes)
         print("\n".join(write_repository(source, args.output_file, overwrite=args.force)))
         return 0
+    if args.format != "onnx":
+        return run_edge(args)
+    if args.precision != "fp32" or args.calib:
+        raise LitesegError("--precision/--calib apply to --format executorch|tflite|ncnn; for ONNX use --fp16, "
+                           "or 'liteseg quantize' for int8")
     if args.output_file.suffix.lower() != ".onnx":
         raise LitesegError(f"{args.output_file}: the output file must end in .onnx")
     if args.trt_engine and not args.trt_profile:

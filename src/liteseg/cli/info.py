@@ -37,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if str(args.model).lower().endswith(".onnx"):
         return _graph_info(args)
+    from ..inference.backends import edge_backend_for
+
+    if edge_backend_for(args.model):
+        return _edge_info(args)
     name = None if os.path.exists(args.model) else zoo.canonical_name(args.model)
     if name is not None and zoo.local_path(name) is None:  # a weights record, not downloaded: print, don't fetch
         record = zoo.record(name)
@@ -97,6 +101,23 @@ def _graph_info(args: argparse.Namespace) -> int:
 def _scores(metrics: dict) -> str:
     scores = ", ".join(f"{k} {metrics[k]:.4f}" for k in ("miou", "acc", "kappa", "mdice") if k in metrics)
     return scores + (f" ({metrics['protocol']})" if metrics.get("protocol") else "")
+
+
+def _edge_info(args: argparse.Namespace) -> int:
+    """An edge export (.pte, .tflite, ncnn folder): its metadata, format and precision, read by its runtime."""
+    from dataclasses import asdict
+
+    from ..inference.backends import create_backend
+
+    backend = create_backend(args.model)
+    meta, info, edge = backend.meta, backend.info, backend.runner.edge
+    if args.json:
+        print(json.dumps({"meta": meta.to_dict(), "export": asdict(info), "edge": edge}, indent=2))
+        return 0
+    print(f"model:       {meta.arch} ({edge.get('format')} {edge.get('precision')}, liteseg export, backend "
+          f"{backend.name})")
+    _describe(meta)
+    return 0
 
 
 def _describe(meta: ModelMeta) -> None:

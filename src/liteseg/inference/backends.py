@@ -133,7 +133,10 @@ BACKENDS: dict[str, Callable[..., Backend]] = {"torch": _torch_factory, "torch-o
 _LAZY_BACKENDS: dict[str, tuple[str, str, str | None]] = {
     "torch-compile": ("liteseg.inference.compiled_backend", "torch", None),
     "onnxruntime": ("liteseg.inference.ort_backend", "onnxruntime", "onnx"),
-    "openvino": ("liteseg.inference.openvino_backend", "openvino", "openvino")}
+    "openvino": ("liteseg.inference.openvino_backend", "openvino", "openvino"),
+    "executorch": ("liteseg.inference.executorch_backend", "executorch", "executorch"),
+    "litert": ("liteseg.inference.litert_backend", "ai_edge_litert", "litert"),
+    "ncnn": ("liteseg.inference.ncnn_backend", "ncnn", "ncnn")}
 
 
 def _import_backend(name: str) -> bool:
@@ -150,6 +153,17 @@ def _import_backend(name: str) -> bool:
 
 
 GRAPH_SUFFIXES = (".onnx",)  # model files only graph backends run
+EDGE_SUFFIXES = {".pte": "executorch", ".tflite": "litert"}  # edge exports, each run by its one backend
+
+
+def edge_backend_for(source: Any) -> str | None:
+    """The backend of an edge export (``.pte``, ``.tflite``, or a folder with an ncnn ``.param``), else None."""
+    if not isinstance(source, (str, os.PathLike)):
+        return None
+    path = os.fspath(source)
+    if os.path.isdir(path):
+        return "ncnn" if any(name.endswith(".param") for name in os.listdir(path)) else None
+    return EDGE_SUFFIXES.get(os.path.splitext(path)[1].lower())
 
 
 def known_backends() -> list[str]:
@@ -158,11 +172,14 @@ def known_backends() -> list[str]:
 
 
 def backend_for(source: Any) -> str:
-    """The default backend for ``source``: ``torch``, except for ONNX files (ONNX Runtime, else OpenVINO)."""
+    """The default backend for ``source``: ``torch``, except for ONNX files (ONNX Runtime, else OpenVINO) and
+    edge exports (:func:`edge_backend_for`)."""
+    edge = edge_backend_for(source)
+    if edge is not None:
+        return edge
     if isinstance(source, (str, os.PathLike)) and os.fspath(source).lower().endswith(GRAPH_SUFFIXES):
-        have = available_backends()
         for name in ("onnxruntime", "openvino"):
-            if name in have:
+            if _import_backend(name):
                 return name
         raise LitesegError(f"{os.fspath(source)}: ONNX models run with ONNX Runtime or OpenVINO, and neither is "
                            f"installed: {install_hint('onnx')}")
