@@ -125,5 +125,6 @@ def test_val_defaults_to_the_shipped_model_and_numbered_runs(camvid_dir, tmp_pat
     (tmp_path / "val.txt").write_text("i.png l.png\n")
     for run in ("exp", "exp2"):
         assert main(["val", "--data", "list:val.txt", "--num-workers", "0", "--device", "cpu"]) == 0
-        assert "model the default model: pp_liteseg_t, 11 classes" in capsys.readouterr().out
+        assert ("model the default model: PP-LiteSeg-T, CamVid street scenes, 11 classes, 480x360, the shipped default "
+                "model; backend torch") in capsys.readouterr().out
         assert (tmp_path / "runs" / "val" / run / "metrics.json").is_file()

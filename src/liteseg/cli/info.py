@@ -8,7 +8,6 @@ import os
 from typing import TYPE_CHECKING
 
 from ..errors import LitesegError, install_hint
-from ..inference.about import ARCH_NAMES, DOMAINS, describe
 
 if TYPE_CHECKING:
     from ..meta import ModelMeta
@@ -25,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..inference.about import describe
     from ..loading import load, zoo
     from ..models import list_models
 
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _about(name: str) -> str:
     """The one-line description of weight ``name`` from its record (nothing loaded)."""
+    from ..inference.about import ARCH_NAMES, DOMAINS
     from ..loading import zoo
 
     w = zoo.record(name)
