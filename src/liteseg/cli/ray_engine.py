@@ -93,10 +93,10 @@ def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
     from ..inference.backends import create_backend
     from ..inference.inputs import VIDEO_SUFFIXES, list_sources, output_names
     from ..inference.ray_data import Throughput, connect, map_with_actors, pool_size, remove_partial_files
+    from ..inference.segmenter import save_image
     from ..inference.visualize import legend
     from ..loading.zoo import default_model
     from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
-    from ..utils.io import atomic_path
     from .run_dir import prepare_output_dir
 
     if "://" in args.source:
@@ -159,8 +159,7 @@ def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
             bar.close()
     remove_partial_files(out_dir, out_kinds)
     elapsed = time.perf_counter() - start
-    with atomic_path(out_dir / "legend.png") as tmp:
-        Image.fromarray(legend(meta.class_names, meta.palette)).save(tmp, format="PNG")
+    save_image(out_dir / "legend.png", Image.fromarray(legend(meta.class_names, meta.palette)))
     print(f"{done} image(s) segmented, {failed} failed, {done / elapsed if elapsed > 0 else 0.0:.2f} img/s "
           f"(ray, {len(stats.images)} worker(s)) -> {out_dir}")
     if first is not None:
