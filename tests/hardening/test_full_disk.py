@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..conftest import require_module
+
 _LIMIT = 16 * 1024
 _SCRIPT = """
 import resource, signal, sys
@@ -65,3 +67,32 @@ def test_sigterm_removes_the_temporary_file(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == -signal.SIGTERM
     assert list(tmp_path.iterdir()) == []
+
+
+_VIDEO_SCRIPT = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+from liteseg.cli.main import main
+print("predict", main(["predict", sys.argv[2], "-m", sys.argv[3], "--save", "labels", "--save-video",
+                       "-o", sys.argv[1]]), flush=True)
+"""
+
+
+def test_full_disk_video_is_a_clean_error_and_publishes_no_partial_video(tmp_path, serve_model_file):
+    cv2 = require_module("cv2")
+    clip = tmp_path / "clip.mp4"  # noise frames: the side-by-side video is far over the limit, the labels are not
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 256))
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        writer.write(rng.integers(0, 255, (256, 320, 3), dtype=np.uint8))
+    writer.release()
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-c", _VIDEO_SCRIPT.format(limit=_LIMIT), str(out), str(clip),
+                          str(serve_model_file)], capture_output=True, text=True, env=_env(), timeout=300)
+    assert "predict 2" in run.stdout, run.stdout + run.stderr[-3000:]
+    assert "Traceback" not in run.stderr, run.stderr[-3000:]
+    line = next(line for line in run.stderr.splitlines() if "clip.mp4" in line and "error" in line)
+    assert "could not be written" in line and " free in " in line, line
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert left == [f"labels/clip/{i:06d}.png" for i in range(1, 7)], left  # no video, whole or partial
