@@ -53,7 +53,14 @@ class Report:
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process so far (MB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def _current_rss_mb() -> float:
+    """Current RSS (MB): growth that stays below an earlier peak of the process shows only here."""
+    resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return resident_pages * resource.getpagesize() / (1 << 20)
 
 
 def _vm_bytes() -> int:
@@ -103,7 +110,7 @@ def run(harness: Harness, runs: int, seed: int, timeout: float, artifacts: Path,
     found: dict[tuple[str, str], Violation] = {}
     if rlimit:
         limit_memory(harness.rss_cap_mb)
-    baseline = _rss_mb()
+    baseline, baseline_now = _rss_mb(), _current_rss_mb()
     signal.signal(signal.SIGALRM, _on_alarm)
     start = time.perf_counter()
 
@@ -149,7 +156,9 @@ def run(harness: Harness, runs: int, seed: int, timeout: float, artifacts: Path,
             faulthandler.cancel_dump_traceback_later()
         if time.perf_counter() - t0 > timeout:
             record("hang", f"Hang: {time.perf_counter() - t0:.1f} s", "?", data)
-        growth = _rss_mb() - baseline
+        # a new peak, or memory held above where the run started (in a process whose earlier peak is higher,
+        # e.g. a long test session, the peak alone misses it)
+        growth = max(_rss_mb() - baseline, _current_rss_mb() - baseline_now)
         if growth > harness.rss_cap_mb and growth > report.peak_rss_growth_mb:
             record("memory", f"peak RSS grew {growth:.0f} MB (cap {harness.rss_cap_mb} MB)", "?", data)
         report.peak_rss_growth_mb = max(report.peak_rss_growth_mb, growth)
