@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -145,7 +146,8 @@ def test_a_stream_that_dies_and_comes_back_is_reconnected(caplog):
         reconnects = live.readers[0].reconnects
     server.stop()
     assert reconnects >= 1 and server.connections == 2 and len(got) > 6  # frames came over the new connection
-    assert "stream lost after 3 frame(s)" in caplog.text and "reconnected" in caplog.text
+    lost = re.search(r"stream lost after (\d+) frame\(s\)", caplog.text)  # the reader may be a frame ahead of us
+    assert lost and int(lost.group(1)) >= 3 and "reconnected" in caplog.text
 
 
 @pytest.mark.parametrize("source, message", [
