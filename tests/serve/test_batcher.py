@@ -123,8 +123,9 @@ def test_submits_while_close_runs_are_each_answered_or_refused(monkeypatch):
     threads = [threading.Thread(target=client, args=(0,))]
     threads[0].start()
     assert putting.wait(10)
-    threads += [threading.Thread(target=batcher.close), *(threading.Thread(target=client, args=(v,)) for v in (1, 2, 3))]
-    for t in threads[1:]:
+    late = [threading.Thread(target=batcher.close), *(threading.Thread(target=client, args=(v,)) for v in (1, 2, 3))]
+    threads += late
+    for t in late:
         t.start()
     for t in threads:
         t.join(10)
