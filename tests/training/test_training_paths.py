@@ -38,8 +38,9 @@ def test_grad_scaler_step_equals_the_unscaled_step_and_skips_non_finite_gradient
     torch.testing.assert_close(grad, ref * 2.0 ** 10, rtol=1e-4, atol=1e-8)  # backward ran on the scaled loss
     for t in (plain, scaled):
         t._optimizer_step()
+    stepped = _weights(scaled)
     for key, value in _weights(plain).items():  # the scaler unscaled before stepping: the same update
-        torch.testing.assert_close(_weights(scaled)[key], value, rtol=1e-5, atol=1e-7, msg=key)
+        torch.testing.assert_close(stepped[key], value, rtol=1e-5, atol=1e-7, msg=key)
     assert scaled.scaler.get_scale() == 2.0 ** 11  # growth_interval=1: one clean step doubles the scale
 
     before = _weights(scaled)
