@@ -1,10 +1,12 @@
-"""Training paths no other test reached: the fp16 GradScaler logic (on CPU), the EMA arithmetic, TensorBoard."""
+"""Training paths no other test reached: the fp16 GradScaler logic (on CPU), the EMA arithmetic, the head-loss
+columns, TensorBoard."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from liteseg.config import load_config
+from liteseg.training.train_log import read_csv
 from liteseg.training.trainer import Trainer
 
 from ..conftest import require_module
@@ -76,6 +78,17 @@ def test_ema_follows_the_decay_arithmetic(camvid_subset, tmp_path):
     torch.testing.assert_close(state["model"][KEY], seen[-1])
     # a wrong decay (or one applied the other way round) gives other weights
     assert not torch.allclose(state["ema_model"][KEY], (1 - decay) * seen[1] + decay * seen[2], atol=1e-7)
+
+
+def test_log_rows_name_each_head_loss(camvid_subset, tmp_path):
+    """train_log.csv: loss = sum of loss.coefs x head losses, each head in its own column (distinct coefficients
+    catch a column shifted or two swapped)."""
+    _trainer(camvid_subset, tmp_path, **{"loss.coefs": "[1.0, 0.5, 0.25]"}).fit()
+    rows = read_csv(tmp_path / "train_log.csv")
+    assert [r["iter"] for r in rows] == [1, 2]
+    for r in rows:
+        heads = r["loss_main"] + 0.5 * r["loss_aux16"] + 0.25 * r["loss_aux32"]
+        assert r["loss"] == pytest.approx(heads, rel=1e-5) and r["loss_aux16"] != r["loss_aux32"]
 
 
 def test_tensorboard_writes_scalars(camvid_subset, tmp_path):
