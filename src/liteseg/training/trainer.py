@@ -309,7 +309,8 @@ class Trainer:
                         last_time = now
                     self._evaluate_and_save(done, logs)
                     if report.stop_requested > 0:
-                        interrupted = self._save_on_stop(done)
+                        self._save_on_stop(done)
+                        interrupted = True
                         break
         finally:
             bar.close()
@@ -337,12 +338,11 @@ class Trainer:
         if done % tc.save_interval == 0 or done == tc.iters:
             self.save(done)
 
-    def _save_on_stop(self, done: int) -> bool:
-        """Ctrl-C on any process: save iteration ``done`` (unless just saved); True (the run was interrupted)."""
+    def _save_on_stop(self, done: int) -> None:
+        """Ctrl-C on any process: save iteration ``done`` unless it was just saved."""
         if done % self.config.train.save_interval and done != self.config.train.iters:
             self.save(done)
         log.warning("stopped at iteration %d; checkpoint saved, continue with --resume auto", done)
-        return True
 
     def _finish_output(self, done: int, interrupted: bool) -> None:
         """Rank 0 after the loop: the final model of a completed run, and the training curves."""
