@@ -80,19 +80,19 @@ def v2_router(state: ServeState, version: str) -> APIRouter:
         return {"live": True}
 
     @router.get("/v2/health/ready", summary="v2: readiness (503 until the model is loaded)")
-    async def server_ready() -> dict[str, bool]:
+    async def server_ready() -> Response:
         state.ready_batcher()
-        return {"ready": True}
+        return JSONResponse({"ready": True})
 
     @router.get("/v2/models/{name}", summary="v2: model metadata")
-    async def metadata(name: str) -> dict[str, Any]:
+    async def metadata(name: str) -> Response:
         seg = model(name)
-        return model_metadata(seg, seg.backend.name)
+        return JSONResponse(model_metadata(seg, seg.backend.name))
 
     @router.get("/v2/models/{name}/ready", summary="v2: model readiness")
-    async def model_ready(name: str) -> dict[str, Any]:
+    async def model_ready(name: str) -> Response:
         model(name)
-        return {"name": MODEL_NAME, "ready": True}
+        return JSONResponse({"name": MODEL_NAME, "ready": True})
 
     @router.post("/v2/models/{name}/infer", summary="v2: segment one image (JSON or binary tensors)")
     async def infer(name: str, request: Request) -> Response:

@@ -70,8 +70,8 @@ def rest_router(state: ServeState) -> APIRouter:
             return Response(await run_in_threadpool(_render_png, result, fmt, alpha), media_type="image/png")
 
     @router.get("/v1/model", response_model=ModelInfo, summary="The model being served")
-    async def model() -> dict[str, Any]:
-        return model_info(state)
+    async def model_info() -> dict[str, Any]:
+        return describe_model(state)
 
     return router
 
@@ -87,7 +87,7 @@ async def _segment(batcher: DynamicBatcher, rgb: Any) -> SegResult:
                        "log") from None
 
 
-def model_info(state: ServeState) -> dict[str, Any]:
+def describe_model(state: ServeState) -> dict[str, Any]:
     """``GET /v1/model``: the model, its classes, preprocessing and the server's limits."""
     seg, config = state.loaded_segmenter(), state.config
     meta = seg.meta
