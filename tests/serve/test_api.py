@@ -8,9 +8,10 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from liteseg.serve.app import ServeConfig, create_app
 from liteseg.serve.codecs import rle_decode
 
-from .conftest import NUM_CLASSES, png_bytes, random_image
+from .conftest import NUM_CLASSES, ThreadedServer, png_bytes, random_image
 
 
 def _png(response: httpx.Response) -> np.ndarray:
@@ -92,6 +93,29 @@ def test_metrics_count_requests_errors_and_batches(server_url):
     assert float(lines["liteseg_batch_size_count"]) >= 1 and float(lines["liteseg_inference_seconds_sum"]) > 0
     assert "# TYPE liteseg_request_duration_seconds histogram" in text
     assert float(lines["liteseg_queue_depth"]) == 0
+
+
+def test_metrics_count_each_route_by_its_template(segmenter):
+    """A route added to the app is counted under its own template with nothing else to update; paths that match
+    no route are "other"."""
+    app = create_app(ServeConfig(), segmenter)
+
+    @app.get("/v1/echo/{word}")
+    async def echo(word: str) -> dict[str, str]:
+        return {"word": word}
+
+    with ThreadedServer(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        for path in ("/v1/echo/hi", "/v1/echo/there", "/v2/models/liteseg", "/no/such/route"):
+            client.get(path)
+        client.delete("/healthz")
+        text = client.get("/metrics").text
+    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    requests = {k[len("liteseg_requests_total"):]: float(v) for k, v in lines.items()
+                if k.startswith("liteseg_requests_total{")}
+    assert requests == {'{endpoint="/v1/echo/{word}",method="GET",status="200"}': 2,
+                        '{endpoint="/v2/models/{name}",method="GET",status="200"}': 1,
+                        '{endpoint="other",method="GET",status="404"}': 1,
+                        '{endpoint="/healthz",method="DELETE",status="405"}': 1}
 
 
 def test_openapi_schema_and_web_page(server_url):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import numpy as np
@@ -92,6 +93,46 @@ def test_close_finishes_accepted_images_and_refuses_new_ones():
     with pytest.raises(ApiError) as info:
         batcher.submit(_image(1))
     assert info.value.code == "shutting_down" and not batcher.running
+
+
+def test_submits_while_close_runs_are_each_answered_or_refused(monkeypatch):
+    """close() starts while one submit() is between its checks and the queue (held there: the widest race
+    window) and three more are arriving. Before the fix the stop signal went in first and the held image was
+    never answered; now each submit gets its answer or the 503 ``shutting_down``, none hangs."""
+    batcher = DynamicBatcher(Recorder(), max_batch=1, max_wait_ms=0)
+    putting, stop_queued = threading.Event(), threading.Event()
+    put = batcher._queue.put
+
+    def slow_put(item, *args, **kwargs):
+        if item is None:
+            stop_queued.set()
+        else:
+            putting.set()
+            stop_queued.wait(0.2)  # close() may queue its stop signal now, where the code lets it
+        put(item, *args, **kwargs)
+
+    monkeypatch.setattr(batcher._queue, "put", slow_put)
+    outcomes: dict[int, object] = {}
+
+    def client(value: int) -> None:
+        try:
+            outcomes[value] = batcher.submit(_image(value)).result(5)  # a lost image: TimeoutError, no outcome
+        except ApiError as e:
+            outcomes[value] = e.code
+
+    threads = [threading.Thread(target=client, args=(0,))]
+    threads[0].start()
+    assert putting.wait(10)
+    late = [threading.Thread(target=batcher.close), *(threading.Thread(target=client, args=(v,)) for v in (1, 2, 3))]
+    threads += late
+    for t in late:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert not any(t.is_alive() for t in threads)
+    assert outcomes.get(0) == 0.0  # it was past the closed check when close() began: answered
+    assert all(outcomes.get(v) in (float(v), "shutting_down") for v in (1, 2, 3)), outcomes
+    assert batcher.pending == 0
 
 
 def test_async_segment_does_not_block_the_event_loop():

@@ -78,8 +78,8 @@ def test_accumulation_equals_the_bigger_batch(camvid_no_void, tmp_path):
         images, labels = next(iter(trainer._loader()))
         assert images.shape[0] == 4  # one iteration holds batch_size x accum_steps images
         trainer.optimizer = torch.optim.SGD(trainer.model.parameters(), lr=0.1)
-        values = trainer.train_step(images, labels)
-        grads.append((trainer.model.conv.weight.grad.clone(), float(values[0])))
+        report = trainer.train_step(images, labels)
+        grads.append((trainer.model.conv.weight.grad.clone(), float(report.loss)))
     for grad, loss in grads[1:]:
         torch.testing.assert_close(grad, grads[0][0], rtol=1e-4, atol=1e-6)
         assert loss == pytest.approx(grads[0][1], rel=1e-5)

@@ -1,10 +1,12 @@
-"""Training paths no other test reached: the fp16 GradScaler logic (on CPU), the EMA arithmetic, TensorBoard."""
+"""Training paths no other test reached: the fp16 GradScaler logic (on CPU), the EMA arithmetic, the head-loss
+columns, TensorBoard."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from liteseg.config import load_config
+from liteseg.training.train_log import read_csv
 from liteseg.training.trainer import Trainer
 
 from ..conftest import require_module
@@ -38,8 +40,9 @@ def test_grad_scaler_step_equals_the_unscaled_step_and_skips_non_finite_gradient
     torch.testing.assert_close(grad, ref * 2.0 ** 10, rtol=1e-4, atol=1e-8)  # backward ran on the scaled loss
     for t in (plain, scaled):
         t._optimizer_step()
+    stepped = _weights(scaled)
     for key, value in _weights(plain).items():  # the scaler unscaled before stepping: the same update
-        torch.testing.assert_close(_weights(scaled)[key], value, rtol=1e-5, atol=1e-7, msg=key)
+        torch.testing.assert_close(stepped[key], value, rtol=1e-5, atol=1e-7, msg=key)
     assert scaled.scaler.get_scale() == 2.0 ** 11  # growth_interval=1: one clean step doubles the scale
 
     before = _weights(scaled)
@@ -77,19 +80,25 @@ def test_ema_follows_the_decay_arithmetic(camvid_subset, tmp_path):
     assert not torch.allclose(state["ema_model"][KEY], (1 - decay) * seen[1] + decay * seen[2], atol=1e-7)
 
 
-def test_tensorboard_writes_scalars(camvid_subset, tmp_path):
+def test_csv_and_tensorboard_log_each_head_loss_by_name(camvid_subset, tmp_path):
+    """train_log.csv: loss = sum of loss.coefs x head losses, each head in its own column (distinct coefficients
+    catch a column shifted or two swapped); TensorBoard gets the same scalars."""
     require_module("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    _trainer(camvid_subset, tmp_path, **{"train.tensorboard": "true"}).fit()
+    _trainer(camvid_subset, tmp_path, **{"train.tensorboard": "true", "loss.coefs": "[1.0, 0.5, 0.25]"}).fit()
+    rows = read_csv(tmp_path / "train_log.csv")
+    assert [r["iter"] for r in rows] == [1, 2]
+    for r in rows:
+        heads = r["loss_main"] + 0.5 * r["loss_aux16"] + 0.25 * r["loss_aux32"]
+        assert r["loss"] == pytest.approx(heads, rel=1e-5) and r["loss_aux16"] != r["loss_aux32"]
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
-    tags = events.Tags()["scalars"]
-    assert tags, "no scalars written"
-    loss_tag = next(t for t in tags if "loss" in t)
-    steps = [e.step for e in events.Scalars(loss_tag)]
-    assert steps == [1, 2]
-    assert all(e.value > 0 for e in events.Scalars(loss_tag))
+    assert {"train/loss", "train/loss_main", "train/loss_aux16", "train/loss_aux32"} <= set(events.Tags()["scalars"])
+    for name in ("loss", "loss_main", "loss_aux16", "loss_aux32"):
+        scalars = events.Scalars(f"train/{name}")
+        assert [e.step for e in scalars] == [1, 2]
+        assert [e.value for e in scalars] == pytest.approx([r[name] for r in rows], rel=1e-5)
 
 
 def test_missing_tensorboard_is_reported_before_training(camvid_subset, tmp_path, monkeypatch):

@@ -5,7 +5,7 @@ import os
 import time
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -187,49 +187,27 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
     metrics = SegMetrics(dataset.num_classes, dataset.ignore_index, exclude_absent=exclude_absent)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=num_workers,
                         collate_fn=_Collate(meta, raw=raw), persistent_workers=False)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(dataset), desc="evaluating", unit="img", dynamic_ncols=True)
     plain = scales == (1.0,) and not (flip or flip_v or slide)
 
-    def score(batch: dict[str, Any]) -> None:  # runs in the write-behind thread
-        pred = batch["pred"] if "pred" in batch else _argmax(batch["scores"])
-        metrics.update(pred, batch["label"])
-        if bar is not None:
-            bar.update(1)
+    def predict(batch: dict[str, Any]) -> dict[str, Any]:
+        if raw:  # probs / labels output or baked-in preprocessing: the backend's own prediction
+            _check_fixed_size(meta, batch["x"].shape[:2], scales, slide, batch["path"])
+            return {"pred": torch.from_numpy(runner.predict(batch["x"][None])[0])}
+        x = torch.from_numpy(batch["x"]).to(device)
+        _check_fixed_size(meta, tuple(x.shape[-2:]), scales, slide, batch["path"])
+        if plain:  # what aug_inference computes for this protocol, without its no-op steps
+            scores = logits_fn(x)
+        else:
+            scores = tta.aug_inference(logits_fn, x, scales=scales, flip_h=flip, flip_v=flip_v, slide=slide,
+                                       legacy=legacy_aug)
+        if scores.shape[1] != dataset.num_classes:
+            raise LitesegError(f"the model returned {scores.shape[1]} channels but {dataset.name} has "
+                               f"{dataset.num_classes} classes")
+        return {"scores": scores}
 
+    bar = _progress_bar(len(dataset)) if progress else None
     start = time.perf_counter()
-    count = 0
-    # the loader runs ahead in a thread, argmax + confusion counts behind in another; the model runs here
-    with restore_sigchld():
-        try:
-            with closing(prefetch(iter(loader), READ_AHEAD)) as batches, WriteBehind(WRITE_BEHIND) as scorer:
-                for batch in batches:
-                    if batch["label"] is None:
-                        raise DatasetError(f"{batch['path']}: no label; evaluation needs labelled samples")
-                    if raw:  # probs / labels output or baked-in preprocessing: the backend's own prediction
-                        _check_fixed_size(meta, batch["x"].shape[:2], scales, slide, batch["path"])
-                        pred = torch.from_numpy(runner.predict(batch["x"][None])[0])
-                        scorer.submit(score, {"pred": pred, "label": batch["label"]})
-                        count += 1
-                        continue
-                    x = torch.from_numpy(batch["x"]).to(device)
-                    _check_fixed_size(meta, tuple(x.shape[-2:]), scales, slide, batch["path"])
-                    if plain:  # what aug_inference computes for this protocol, without its no-op steps
-                        scores = logits_fn(x)
-                    else:
-                        scores = tta.aug_inference(logits_fn, x, scales=scales, flip_h=flip, flip_v=flip_v,
-                                                   slide=slide, legacy=legacy_aug)
-                    if scores.shape[1] != dataset.num_classes:
-                        raise LitesegError(f"the model returned {scores.shape[1]} channels but {dataset.name} "
-                                           f"has {dataset.num_classes} classes")
-                    scorer.submit(score, {"scores": scores, "label": batch["label"]})
-                    count += 1
-        finally:
-            if bar is not None:
-                bar.close()
+    count = _score_dataset(loader, predict, metrics, bar)
     seconds = time.perf_counter() - start
     protocol = {"scales": list(scales), "flip": flip, "flip_v": flip_v, "legacy_aug": legacy_aug,
                 "slide": [list(slide[0]), list(slide[1])] if slide else None, "backend": runner.name,
@@ -237,3 +215,34 @@ def _run(runner: Backend, dataset: SegDataset, *, flip: bool, flip_v: bool, scal
                 "device": str(device), "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
     return EvalResult(metrics.compute(), metrics.confusion.copy(), count / seconds if seconds > 0 else 0.0, count,
                       seconds, list(dataset.class_names), protocol, list(dataset.skipped))
+
+
+def _progress_bar(total: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="evaluating", unit="img", dynamic_ncols=True)
+
+
+def _score_dataset(loader: DataLoader, predict: Callable[[dict[str, Any]], dict[str, Any]], metrics: SegMetrics,
+                   bar: Any) -> int:
+    """``predict`` each loaded image here while the loader runs ahead in a thread, the argmax and confusion counts
+    behind in another (advancing ``bar``, closed at the end, unless None); how many images were scored."""
+    def score(batch: dict[str, Any]) -> None:  # runs in the write-behind thread
+        pred = batch["pred"] if "pred" in batch else _argmax(batch["scores"])
+        metrics.update(pred, batch["label"])
+        if bar is not None:
+            bar.update(1)
+
+    count = 0
+    with restore_sigchld():
+        try:
+            with closing(prefetch(iter(loader), READ_AHEAD)) as batches, WriteBehind(WRITE_BEHIND) as scorer:
+                for batch in batches:
+                    if batch["label"] is None:
+                        raise DatasetError(f"{batch['path']}: no label; evaluation needs labelled samples")
+                    scorer.submit(score, {**predict(batch), "label": batch["label"]})
+                    count += 1
+        finally:
+            if bar is not None:
+                bar.close()
+    return count

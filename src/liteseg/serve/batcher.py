@@ -67,18 +67,19 @@ class DynamicBatcher:
                         f"--max-queue); retry after {wait} s", {"Retry-After": str(wait)})
 
     def submit(self, image: np.ndarray) -> Future:
-        """Queue one RGB uint8 image; the future resolves to its ``SegResult``."""
-        with self._lock:
+        """Queue one RGB uint8 image; the future resolves to its ``SegResult``. After :meth:`close` it raises the
+        503 ``shutting_down``: an image is either refused here or queued ahead of the stop signal, so answered."""
+        job = _Job(image)
+        with self._lock:  # the put is inside: close() cannot slip its stop signal between the check and the put
             if self._closed:
                 raise ApiError(503, "shutting_down", "the server is shutting down; retry on another instance",
                                {"Retry-After": "1"})
             if self._pending >= self.max_queue:
                 raise self.queue_full(self._pending)
             self._pending += 1
-        if self.metrics is not None:
-            self.metrics.queue.inc()
-        job = _Job(image)
-        self._queue.put(job)
+            if self.metrics is not None:
+                self.metrics.queue.inc()
+            self._queue.put(job)
         return job.future
 
     async def segment(self, image: np.ndarray) -> SegResult:
@@ -91,7 +92,7 @@ class DynamicBatcher:
             if self._closed:
                 return
             self._closed = True
-        self._queue.put(None)
+            self._queue.put(None)  # after every accepted image: submit() puts under the same lock
         self._thread.join(timeout)
 
     def _loop(self) -> None:

@@ -8,17 +8,18 @@ import base64
 import binascii
 import json
 import struct
-from typing import Any, Callable
+from typing import Any, Callable, Coroutine
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..inference.segmenter import SegResult, Segmenter
-from .batcher import DynamicBatcher
 from .bodies import read_body
 from .errors import ApiError
+from .state import ServeState
 from .tensors import (IMAGE, LABELS, MODEL_NAME, PIXELS, PROBS, labels_dtype, output_tensors,
                       probabilities_segmenter, request_image, requested_outputs, unknown_model)
 
@@ -27,8 +28,6 @@ DATATYPES = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32":
              "INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64, "FP16": np.float16,
              "FP32": np.float32, "FP64": np.float64}
 _NAMES = {np.dtype(v): k for k, v in DATATYPES.items()}
-ENDPOINTS = {"/v2", "/v2/health/live", "/v2/health/ready", f"/v2/models/{MODEL_NAME}",
-             f"/v2/models/{MODEL_NAME}/ready", f"/v2/models/{MODEL_NAME}/infer"}
 
 
 def v2_error(error: ApiError) -> JSONResponse:
@@ -47,68 +46,70 @@ def model_metadata(segmenter: Segmenter, backend: str) -> dict[str, Any]:
                         {"name": PROBS, "datatype": "FP32", "shape": [segmenter.meta.num_classes, -1, -1]}]}
 
 
-def add_v2_routes(app: FastAPI, max_pixels: int, max_bytes: int, ready: Callable[[], DynamicBatcher],
-                  segmenter: Callable[[], Segmenter | None], version: str) -> None:
-    """Add the v2 routes to ``app``; ``ready()`` gives the batcher or raises the 503 ``not_ready``."""
+class _V2Route(APIRoute):
+    """A v2 route: an :class:`ApiError` it raises is answered in the protocol's error body (:func:`v2_error`)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ApiError as e:
+                return v2_error(e)
+
+        return answer
+
+
+def v2_router(state: ServeState, version: str) -> APIRouter:
+    """The v2 routes over ``state``'s model and batcher."""
+    router = APIRouter(route_class=_V2Route)
     probs_segmenter: list[Segmenter] = []  # built on first use, on the served backend
 
     def model(name: str) -> Segmenter:
         if name != MODEL_NAME:
             raise unknown_model(name)
-        ready()
-        seg = segmenter()
-        assert seg is not None
-        return seg
+        return state.loaded_segmenter()
 
-    @app.get("/v2", summary="v2: server metadata")
+    @router.get("/v2", summary="v2: server metadata")
     async def server_metadata() -> dict[str, Any]:
         return {"name": "liteseg", "version": version, "extensions": ["binary_tensor_data"]}
 
-    @app.get("/v2/health/live", summary="v2: liveness")
+    @router.get("/v2/health/live", summary="v2: liveness")
     async def live() -> dict[str, bool]:
         return {"live": True}
 
-    @app.get("/v2/health/ready", summary="v2: readiness (503 until the model is loaded)")
+    @router.get("/v2/health/ready", summary="v2: readiness (503 until the model is loaded)")
     async def server_ready() -> Response:
-        try:
-            ready()
-        except ApiError as e:
-            return v2_error(e)
+        state.ready_batcher()
         return JSONResponse({"ready": True})
 
-    @app.get("/v2/models/{name}", summary="v2: model metadata")
+    @router.get("/v2/models/{name}", summary="v2: model metadata")
     async def metadata(name: str) -> Response:
-        try:
-            seg = model(name)
-        except ApiError as e:
-            return v2_error(e)
+        seg = model(name)
         return JSONResponse(model_metadata(seg, seg.backend.name))
 
-    @app.get("/v2/models/{name}/ready", summary="v2: model readiness")
+    @router.get("/v2/models/{name}/ready", summary="v2: model readiness")
     async def model_ready(name: str) -> Response:
-        try:
-            model(name)
-        except ApiError as e:
-            return v2_error(e)
+        model(name)
         return JSONResponse({"name": MODEL_NAME, "ready": True})
 
-    @app.post("/v2/models/{name}/infer", summary="v2: segment one image (JSON or binary tensors)")
+    @router.post("/v2/models/{name}/infer", summary="v2: segment one image (JSON or binary tensors)")
     async def infer(name: str, request: Request) -> Response:
-        try:
-            seg = model(name)
-            body = await read_body(request, max_bytes)
-            header, inputs, outputs, binary_out = await run_in_threadpool(parse_infer_request, request, body)
-            rgb, _ = await run_in_threadpool(request_image, inputs, max_pixels)
-            if PROBS in outputs:
-                if not probs_segmenter:
-                    probs_segmenter.append(probabilities_segmenter(seg))
-                result = await run_inference(run_in_threadpool(probs_segmenter[0].predict_rgb, [rgb]))
-            else:
-                result = await run_inference(ready().segment(rgb))
-            tensors = output_tensors(result, outputs)
-        except ApiError as e:
-            return v2_error(e)
+        seg = model(name)
+        body = await read_body(request, state.config.max_upload_bytes)
+        header, inputs, outputs, binary_out = await run_in_threadpool(parse_infer_request, request, body)
+        rgb, _ = await run_in_threadpool(request_image, inputs, state.config.max_pixels)
+        if PROBS in outputs:
+            if not probs_segmenter:
+                probs_segmenter.append(probabilities_segmenter(seg))
+            result = await run_inference(run_in_threadpool(probs_segmenter[0].predict_rgb, [rgb]))
+        else:
+            result = await run_inference(state.ready_batcher().segment(rgb))
+        tensors = output_tensors(result, outputs)
         return await run_in_threadpool(infer_response, header.get("id"), tensors, binary_out)
+
+    return router
 
 
 async def run_inference(pending: Any) -> SegResult:

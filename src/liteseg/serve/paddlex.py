@@ -14,19 +14,19 @@ import binascii
 import io
 import json
 import uuid
-from typing import Any, Callable
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from ..inference.segmenter import SegResult
-from .batcher import DynamicBatcher
 from .codecs import decode_image
 from .errors import ApiError
 from .bodies import read_body
 from .kserve import run_inference
+from .state import ServeState
 
 ENDPOINT = "/semantic-segmentation"
 
@@ -74,17 +74,21 @@ def result_body(result: SegResult, visualize: bool) -> dict[str, Any]:
     return {"logId": str(uuid.uuid4()), "errorCode": 0, "errorMsg": "Success", "result": body}
 
 
-def add_paddlex_route(app: FastAPI, max_pixels: int, max_bytes: int, ready: Callable[[], DynamicBatcher]) -> None:
-    """Add ``POST /semantic-segmentation`` to ``app``; ``ready()`` gives the batcher or raises a 503."""
+def paddlex_router(state: ServeState) -> APIRouter:
+    """``POST /semantic-segmentation`` over ``state``'s model and batcher."""
+    router = APIRouter()
+    config = state.config
 
-    @app.post(ENDPOINT, summary="PaddleX-compatible semantic segmentation (base64 image in, labelMap out)")
+    @router.post(ENDPOINT, summary="PaddleX-compatible semantic segmentation (base64 image in, labelMap out)")
     async def semantic_segmentation(request: Request) -> Response:
         try:
-            batcher = ready()
+            batcher = state.ready_batcher()
             # base64 grows the image by 4/3
-            data, visualize = parse_request(await read_body(request, max_bytes * 4 // 3 + 1024))
-            rgb, _ = await run_in_threadpool(decode_image, data, max_pixels)
+            data, visualize = parse_request(await read_body(request, config.max_upload_bytes * 4 // 3 + 1024))
+            rgb, _ = await run_in_threadpool(decode_image, data, config.max_pixels)
             result = await run_inference(batcher.segment(rgb))
         except ApiError as e:
             return paddlex_error(e)
         return JSONResponse(await run_in_threadpool(result_body, result, visualize))
+
+    return router

@@ -12,7 +12,8 @@ from ..utils.io import atomic_write_bytes
 from ..utils.plots import figure
 
 
-TRAIN_FIELDS = ["iter", "epoch", "loss", "loss_main", "loss_aux16", "loss_aux32", "lr", "images_per_s", "elapsed_s"]
+HEAD_LOSS_FIELDS = ["loss_main", "loss_aux16", "loss_aux32"]  # one per model output, in the model's order
+TRAIN_FIELDS = ["iter", "epoch", "loss", *HEAD_LOSS_FIELDS, "lr", "images_per_s", "elapsed_s"]
 EVAL_FIELDS = ["iter", "miou", "acc", "kappa", "best_miou", "best_iter"]  # then one iou_<class name> per class
 
 
@@ -44,6 +45,22 @@ class CSVLog:
         with open(self.path, "a", newline="") as f:
             csv.DictWriter(f, self.fields, extrasaction="ignore").writerow(
                 {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+class RunLogs:
+    """The logs of one run on rank 0 (elsewhere all None): ``train_log.csv``, ``eval_log.csv`` (a column per
+    class IoU) and, with ``tensorboard``, a TensorBoard writer. ``resume_iter``: rows after it are dropped."""
+
+    def __init__(self, output_dir: Path, class_names: Sequence[str], resume_iter: int | None, tensorboard: bool,
+                 is_main: bool) -> None:
+        eval_fields = EVAL_FIELDS + [iou_field(n) for n in class_names]
+        self.train = CSVLog(output_dir / "train_log.csv", TRAIN_FIELDS, resume_iter) if is_main else None
+        self.eval = CSVLog(output_dir / "eval_log.csv", eval_fields, resume_iter) if is_main else None
+        self.writer = tensorboard_writer(output_dir / "tensorboard") if tensorboard and is_main else None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
 
 
 def read_csv(path: str | Path) -> list[dict[str, float]]:

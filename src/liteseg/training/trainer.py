@@ -24,24 +24,20 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..config import Config, config_from_dict
-from ..data.sampling import AugmentedDataset, IterationBatchSampler, build_train_transforms, collate
-from ..data import dataset_options
-from ..data.check import ALLOWABLE, DataReport, auto_class_weights, scan_dataset
 from ..data.loader_workers import restore_sigchld
+from ..data.sampling import AugmentedDataset, IterationBatchSampler, build_train_transforms, collate
 from ..data.transforms import Normalize
-from ..errors import LitesegError
-from ..meta import ModelMeta
 from ..utils.io import atomic_write_bytes
-from ..utils.plots import INSTALL as PLOT_INSTALL
-from ..utils.plots import have_matplotlib
 from . import checkpoint as ckpt
-from .distributed import DistInfo, all_reduce_sum, barrier, convert_sync_batchnorm, init_distributed
-from .losses import CrossEntropyLoss, MultiHeadLoss, OhemCrossEntropyLoss
-from .schedulers import WarmupPolyLR
-from .starting_points import build_train_model
+from .builders import (build_ema, build_loss, build_meta, build_optimizer, build_scheduler, check_outputs,
+                       device_type, place_model, resolve_device, wrap_ddp)
 from .data_plots import label_chart, sample_sheet
-from .train_log import (EVAL_FIELDS, TRAIN_FIELDS, CSVLog, iou_field, plot_curves, require_tensorboard,
-                        tensorboard_writer)
+from .distributed import barrier, init_distributed
+from .errors import TrainingError
+from .starting_points import build_train_model
+from .step_report import LossWindow, StepReport
+from .train_data import build_datasets, check_training_data, class_count, class_weights
+from .train_log import HEAD_LOSS_FIELDS, RunLogs, iou_field, plot_curves
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +48,6 @@ def format_duration(seconds: float) -> str:
     h, rest = divmod(total, 3600)
     m, sec = divmod(rest, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
-
-
-class TrainingError(LitesegError):
-    """Training cannot start or continue (diverged loss, occupied output folder, incompatible resume)."""
 
 
 @dataclass
@@ -69,19 +61,6 @@ class TrainResult:
     output_dir: Path
     seconds: float
     images_per_s: float
-
-
-def resolve_device(name: str, info: DistInfo) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainingError(f"train.device={name} but CUDA is not available; use train.device=cpu")
-        if info.enabled and device.index is None:
-            device = torch.device("cuda", info.local_rank)
-        torch.cuda.set_device(device)
-    return device
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -102,74 +81,31 @@ class Trainer:
 
     def __init__(self, config: Config, *, resume: str | None = None, train_set: Any = None, val_set: Any = None,
                  progress: bool = True) -> None:
-        self.config = config
+        cfg = self.config = config
         self.progress = progress
-        cfg = config
-        self.dist = init_distributed("cuda" if "cuda" in cfg.train.device or (
-            cfg.train.device == "auto" and torch.cuda.is_available()) else "cpu", cfg.train.dist_backend)
+        self.dist = init_distributed(device_type(cfg.train.device), cfg.train.dist_backend)
         self.device = resolve_device(cfg.train.device, self.dist)
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
         self.output_dir = Path(cfg.train.output_dir)
         self.resume_path = self._resume_path(resume)
-        if cfg.train.amp == "fp16" and self.device.type != "cuda":
-            raise TrainingError("train.amp=fp16 needs a CUDA device; use train.amp=bf16 on CPU")
-
-        if cfg.train.tensorboard and self.dist.is_main:
-            require_tensorboard()
-        if cfg.train.plot and not have_matplotlib():
-            log.warning("warning: train.plot: the training curves need matplotlib (%s); the CSV logs are written "
-                        "and the curves left out", PLOT_INSTALL)
-        self.plot = cfg.train.plot and have_matplotlib()
+        self.plot = check_outputs(cfg, self.device, self.dist)
         built = train_set is None
-        self.train_set, self.val_set = self._datasets(train_set, val_set)
-        self.data_report = self._check_data(self.train_set) if built else None
-        num_classes = cfg.model.num_classes or self.train_set.num_classes
-        if num_classes != self.train_set.num_classes:
-            raise TrainingError(f"model.num_classes={num_classes} but the training data has "
-                                f"{self.train_set.num_classes} classes")
+        self.train_set, self.val_set = build_datasets(cfg, train_set, val_set)
+        self.data_report = check_training_data(cfg, self.train_set, self.dist) if built else None
+        num_classes = class_count(cfg, self.train_set)
         torch.manual_seed(cfg.train.seed)
         model, self.notes, license = build_train_model(cfg.model.name, num_classes, pretrained=cfg.model.pretrained,
                                                        backbone_pretrained=cfg.model.backbone_pretrained)
-        self.meta = ModelMeta(arch=cfg.model.name, num_classes=num_classes, config=dict(model.config),
-                              class_names=list(self.train_set.class_names),
-                              palette=[[int(v) for v in rgb] for rgb in self.train_set.palette],
-                              mean=list(cfg.augment.mean),
-                              std=list(cfg.augment.std), ignore_index=self.train_set.ignore_index,
-                              source=str(self.output_dir), source_format="liteseg-train", license=license,
-                              extra={"training_config": config.to_dict(),
-                                     "uncoloured_classes": self._uncoloured(num_classes),
-                                     **_input_size(self.val_set, cfg.data.val_scale)})
-        if self.dist.enabled and cfg.train.sync_bn:
-            model = convert_sync_batchnorm(model, self.device.type)
-        model.to(self.device)
-        if cfg.train.channels_last:
-            model.to(memory_format=torch.channels_last)
-        self.model = model
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optimizer.lr, momentum=cfg.optimizer.momentum,
-                                         weight_decay=cfg.optimizer.weight_decay, nesterov=cfg.optimizer.nesterov,
-                                         foreach=cfg.optimizer.foreach)
-        s = cfg.scheduler
-        self.scheduler = WarmupPolyLR(self.optimizer, iters=cfg.train.iters, warmup_iters=s.warmup_iters,
-                                      warmup_start_lr=s.warmup_start_lr, power=s.power, end_lr=s.end_lr,
-                                      horizon=s.horizon)
-        weights = self._class_weights()
-        if weights is not None and len(weights) != num_classes:
-            raise TrainingError(f"loss.class_weights has {len(weights)} values for {num_classes} classes "
-                                f"({', '.join(self.train_set.class_names[:4])}, ...); give one weight per class")
-        base = (OhemCrossEntropyLoss(cfg.loss.thresh, cfg.loss.min_kept, self.train_set.ignore_index, weights)
-                if cfg.loss.type == "ohem" else CrossEntropyLoss(self.train_set.ignore_index, weights))
-        self.loss_fn = MultiHeadLoss(base, cfg.loss.coefs)
+        self.meta = build_meta(cfg, model, self.train_set, self.val_set, num_classes, license)
+        self.model = place_model(model, cfg, self.dist, self.device)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg)
+        weights = class_weights(cfg, self.train_set, self.data_report, self.dist, num_classes)
+        self.loss_fn = build_loss(cfg, self.train_set.ignore_index, weights)
         self.scaler = torch.amp.GradScaler("cuda") if cfg.train.amp == "fp16" else None
-        self.ema = None
-        if cfg.train.ema_decay > 0:
-            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-            self.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema_decay), use_buffers=True)
-        self.ddp_model: nn.Module = model
-        if self.dist.enabled:
-            self.ddp_model = nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.ema = build_ema(self.model, cfg.train.ema_decay)
+        self.ddp_model: nn.Module = wrap_ddp(self.model, self.dist, self.device)
         self.start_iter = 0
         self.best_miou: float | None = None
         self.best_iter: int | None = None
@@ -192,63 +128,6 @@ class Trainer:
                                     f"holds a run; choose another train.output_dir or remove the folder")
             log.info("--resume auto: no checkpoint in %s, starting a new run", self.output_dir)
         return path
-
-    def _datasets(self, train_set: Any, val_set: Any) -> tuple[Any, Any]:
-        from ..data import build_dataset
-
-        d = self.config.data
-        unknown = sorted(set(d.allow) - set(ALLOWABLE))
-        if unknown:
-            raise TrainingError(f"data.allow takes {', '.join(ALLOWABLE)}, not {unknown} (unusable samples: "
-                                f"data.skip_bad=true; warnings never stop training)")
-        if train_set is None:
-            train_set = build_dataset(d.train, split=d.train_split, **dataset_options(d, d.train))
-        if val_set is None and self.config.train.eval_interval > 0:
-            val_set = build_dataset(d.val or d.train, split=d.val_split, **dataset_options(d, d.val or d.train))
-            if d.val_limit:
-                val_set.samples = val_set.samples[:d.val_limit]
-            val_set.validate(skip_bad=d.skip_bad)
-        return train_set, val_set
-
-    def _check_data(self, train_set: Any) -> DataReport | None:
-        """Scan the training masks (statistics and classic mistakes); stop on a fatal finding not in data.allow."""
-        d = self.config.data
-        report = scan_dataset(train_set)
-        if self.dist.is_main:
-            log.info("%s", report.format())
-        fatal = report.fatal([*d.allow, *(["bad_samples"] if d.skip_bad else [])])
-        if fatal:
-            codes = ", ".join(f.code for f in fatal if f.code in ALLOWABLE)
-            anyway = f", or train anyway with data.allow=[{codes}]" if codes else ""
-            raise TrainingError("training stopped: the training data would make it meaningless or wrong:\n"
-                                + "\n".join(f"  [{f.code}] {f.message}" for f in fatal)
-                                + f"\nFix the data (liteseg data check {d.train} shows the details){anyway}")
-        train_set.validate(skip_bad=d.skip_bad)
-        return report
-
-    def _uncoloured(self, num_classes: int) -> list[int]:
-        """Classes overlays leave as the image: data.uncoloured, else the background (0) of custom data."""
-        chosen = self.config.data.uncoloured
-        if chosen is None:
-            return [0] if self.config.data.train.partition(":")[0].lower() in ("list", "folders") else []
-        bad = [c for c in chosen if not 0 <= c < num_classes]
-        if bad:
-            raise TrainingError(f"data.uncoloured names classes {bad} outside 0-{num_classes - 1}")
-        return list(chosen)
-
-    def _class_weights(self) -> list[float] | None:
-        weights = self.config.loss.class_weights
-        if weights != "auto":
-            return weights
-        if self.data_report is None:
-            raise TrainingError("loss.class_weights=auto needs the class histogram of the training data, which is "
-                                "computed for datasets named in data.train only")
-        auto = auto_class_weights(self.data_report.pixels)
-        if self.dist.is_main:
-            log.info("loss.class_weights=auto: w_c = 1/ln(1.02 + p_c), p_c = share of class c among the labelled "
-                     "training pixels, scaled to a pixel-weighted mean of 1: %s",
-                     ", ".join(f"{n} {w:.3g}" for n, w in zip(self.train_set.class_names, auto)))
-        return auto
 
     def _restore(self, path: Path) -> None:
         state = ckpt.load_checkpoint(path)
@@ -341,8 +220,9 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Forward and backward over ``accum_steps`` chunks; returns [total loss, head losses..., non-finite]."""
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> StepReport:
+        """Forward and backward over ``accum_steps`` chunks; the losses (means over the chunks) and whether they
+        were all finite. The optimizer does not step here."""
         accum = self.config.train.accum_steps
         sums = torch.zeros(len(self.loss_fn.coefs) + 1, dtype=torch.float64, device=self.device)
         self.optimizer.zero_grad(set_to_none=True)
@@ -359,9 +239,19 @@ class Trainer:
                 scaled = total / accum
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             sums += torch.stack([total.detach(), *(term.detach() for term in terms)]).double() / accum
-        values = torch.cat([sums.cpu(), torch.zeros(1, dtype=torch.float64)])  # one device sync per step
-        values[-1] = 0.0 if bool(torch.isfinite(values[:-1]).all()) else 1.0
-        return values
+        losses = sums.cpu()  # one device sync per step
+        return StepReport(losses[0], losses[1:], non_finite=0.0 if bool(torch.isfinite(losses).all()) else 1.0)
+
+    def _step(self, images: torch.Tensor, labels: torch.Tensor, iteration: int) -> StepReport:
+        """Iteration ``iteration``: forward, backward and (unless a loss on any process is not finite: then
+        :class:`TrainingError`) the update; the report summed over the processes, with their stop requests."""
+        report = self.train_step(images, labels)
+        report.stop_requested = float(self._stop_requested)
+        report = report.summed(self.dist)
+        if report.non_finite > 0:
+            self._diverged(iteration, report.loss / self.dist.world_size)
+        self._optimizer_step()
+        return report
 
     def _optimizer_step(self) -> None:
         if self.scaler is not None:
@@ -393,72 +283,77 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Run from the start (or resumed) iteration to ``train.iters``; see the module docstring."""
-        cfg, tc, info = self.config, self.config.train, self.dist
+        tc, info = self.config.train, self.dist
         if info.is_main:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.output_dir / "config.yaml", cfg.to_yaml().encode())
-            for note in self.notes:
-                log.info("%s", note)
-            if self.resume_path is None:
-                self._describe_data()
-        resumed = self.start_iter if self.resume_path is not None else None
-        eval_fields = EVAL_FIELDS + [iou_field(n) for n in self.train_set.class_names]
-        train_csv = CSVLog(self.output_dir / "train_log.csv", TRAIN_FIELDS, resumed) if info.is_main else None
-        eval_csv = CSVLog(self.output_dir / "eval_log.csv", eval_fields, resumed) if info.is_main else None
-        writer = tensorboard_writer(self.output_dir / "tensorboard") if tc.tensorboard and info.is_main else None
-        images_per_iter = cfg.data.batch_size * tc.accum_steps * info.world_size
+            self._start_output()
+        logs = RunLogs(self.output_dir, self.train_set.class_names,
+                       self.start_iter if self.resume_path is not None else None, tc.tensorboard, info.is_main)
+        images_per_iter = self.config.data.batch_size * tc.accum_steps * info.world_size
         bar = self._progress_bar()
         start_time = last_time = time.perf_counter()
-        last_iter, done, sums, interrupted = self.start_iter, self.start_iter, None, False
+        window, done, interrupted = LossWindow(), self.start_iter, False
         self.model.train()
         try:
             with self._sigint_saves(), restore_sigchld():
                 for t, (images, labels) in enumerate(self._loader(), self.start_iter):
                     lr = self.optimizer.param_groups[0]["lr"]
-                    values = self.train_step(images, labels)
-                    values = torch.cat([values, torch.tensor([float(self._stop_requested)], dtype=torch.float64)])
-                    values = all_reduce_sum(values, info)
-                    if values[-2] > 0:
-                        self._diverged(t + 1, values[0] / info.world_size)
-                    self._optimizer_step()
+                    report = self._step(images, labels, t + 1)
                     done = t + 1
-                    sums = values[:-2] / info.world_size if sums is None else sums + values[:-2] / info.world_size
+                    window.add(report, info.world_size)
                     bar.update(1)
                     if done % tc.log_interval == 0 or done == tc.iters:
                         now = time.perf_counter()
-                        speed = images_per_iter * (done - last_iter) / max(now - last_time, 1e-9)
-                        mean = (sums / (done - last_iter)).tolist()
-                        row = {"iter": done, "epoch": self.epoch_of(t), "loss": mean[0], "lr": lr,
-                               "images_per_s": speed, "elapsed_s": now - start_time}
-                        row.update(zip(TRAIN_FIELDS[3:3 + len(mean) - 1], mean[1:]))
-                        self._log_train(row, train_csv, writer, bar)
-                        last_iter, last_time, sums = done, now, None
-                    if self.val_set is not None and tc.eval_interval and (
-                            done % tc.eval_interval == 0 or done == tc.iters):
-                        self._eval_and_track(done, eval_csv, writer)
-                    if done % tc.save_interval == 0 or done == tc.iters:
-                        self.save(done)
-                    if values[-1] > 0:
-                        if done % tc.save_interval and done != tc.iters:
-                            self.save(done)
+                        speed = images_per_iter * window.steps / max(now - last_time, 1e-9)
+                        self._log_train({"iter": done, "epoch": self.epoch_of(t), **window.means(), "lr": lr,
+                                         "images_per_s": speed, "elapsed_s": now - start_time}, logs, bar)
+                        last_time = now
+                    self._evaluate_and_save(done, logs)
+                    if report.stop_requested > 0:
+                        self._save_on_stop(done)
                         interrupted = True
-                        log.warning("stopped at iteration %d; checkpoint saved, continue with --resume auto", done)
                         break
         finally:
             bar.close()
-            if writer is not None:
-                writer.close()
+            logs.close()
         seconds = time.perf_counter() - start_time
-        if info.is_main and not interrupted and done == tc.iters:
-            final = {"model": self.eval_model.state_dict(), "iteration": done, "config": cfg.to_dict(),
+        if info.is_main:
+            self._finish_output(done, interrupted)
+        speed = images_per_iter * (done - self.start_iter) / max(seconds, 1e-9)
+        return TrainResult(done, interrupted, self.best_miou, self.best_iter, self.output_dir, seconds, speed)
+
+    def _start_output(self) -> None:
+        """The output folder, the resolved ``config.yaml``, the starting-point notes; a fresh run's data views."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(self.output_dir / "config.yaml", self.config.to_yaml().encode())
+        for note in self.notes:
+            log.info("%s", note)
+        if self.resume_path is None:
+            self._describe_data()
+
+    def _evaluate_and_save(self, done: int, logs: RunLogs) -> None:
+        """Validate every ``eval_interval`` and save every ``save_interval`` iterations, and after the last."""
+        tc = self.config.train
+        if self.val_set is not None and tc.eval_interval and (done % tc.eval_interval == 0 or done == tc.iters):
+            self._eval_and_track(done, logs)
+        if done % tc.save_interval == 0 or done == tc.iters:
+            self.save(done)
+
+    def _save_on_stop(self, done: int) -> None:
+        """Ctrl-C on any process: save iteration ``done`` unless it was just saved."""
+        if done % self.config.train.save_interval and done != self.config.train.iters:
+            self.save(done)
+        log.warning("stopped at iteration %d; checkpoint saved, continue with --resume auto", done)
+
+    def _finish_output(self, done: int, interrupted: bool) -> None:
+        """Rank 0 after the loop: the final model of a completed run, and the training curves."""
+        if not interrupted and done == self.config.train.iters:
+            final = {"model": self.eval_model.state_dict(), "iteration": done, "config": self.config.to_dict(),
                      "meta": self.meta.to_dict()}
             log.info("wrote %s", ckpt.save_checkpoint(final, self.output_dir / ckpt.FINAL_NAME))
-        if info.is_main and self.plot and not interrupted:
+        if self.plot and not interrupted:
             png = plot_curves(self.output_dir / "train_log.csv", self.output_dir / "eval_log.csv",
                               self.output_dir / "training_curves.png")
             log.info("wrote %s", png)
-        speed = images_per_iter * (done - self.start_iter) / max(seconds, 1e-9)
-        return TrainResult(done, interrupted, self.best_miou, self.best_iter, self.output_dir, seconds, speed)
 
     def _describe_data(self) -> None:
         """data_check.txt, the class histogram chart and a sheet of the first iteration's augmented samples."""
@@ -492,14 +387,14 @@ class Trainer:
         return tqdm(total=self.config.train.iters, initial=self.start_iter, unit="it", dynamic_ncols=True,
                     desc="train", disable=not (self.progress and self.dist.is_main))
 
-    def _log_train(self, row: dict[str, Any], csv_log: CSVLog | None, writer: Any, bar: Any) -> None:
-        if csv_log is None:
+    def _log_train(self, row: dict[str, Any], logs: RunLogs, bar: Any) -> None:
+        if logs.train is None:
             return
-        csv_log.write(row)
-        if writer is not None:
-            for key in ("loss", "loss_main", "loss_aux16", "loss_aux32", "lr", "images_per_s"):
+        logs.train.write(row)
+        if logs.writer is not None:
+            for key in ("loss", *HEAD_LOSS_FIELDS, "lr", "images_per_s"):
                 if key in row:
-                    writer.add_scalar(f"train/{key}", row[key], row["iter"])
+                    logs.writer.add_scalar(f"train/{key}", row[key], row["iter"])
         if bar.disable:
             done = row["iter"] - self.start_iter
             left = self.config.train.iters - row["iter"]
@@ -509,7 +404,7 @@ class Trainer:
         else:
             bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}", img_s=f"{row['images_per_s']:.1f}")
 
-    def _eval_and_track(self, iteration: int, csv_log: CSVLog | None, writer: Any) -> None:
+    def _eval_and_track(self, iteration: int, logs: RunLogs) -> None:
         if self.dist.is_main:
             metrics = self.evaluate()
             miou = metrics["miou"]
@@ -521,10 +416,10 @@ class Trainer:
             row = {"iter": iteration, "miou": miou, "acc": metrics.get("acc"), "kappa": metrics.get("kappa"),
                    "best_miou": self.best_miou, "best_iter": self.best_iter,
                    **{k: v for k, v in metrics.items() if k.startswith("iou_")}}
-            if csv_log is not None:
-                csv_log.write(row)
-            if writer is not None:
-                writer.add_scalar("val/miou", miou, iteration)
+            if logs.eval is not None:
+                logs.eval.write(row)
+            if logs.writer is not None:
+                logs.writer.add_scalar("val/miou", miou, iteration)
             log.info("\niter %d: val mIoU %.4f (best %.4f at %d)\n  IoU per class: %s", iteration, miou,
                      self.best_miou, self.best_iter,
                      ", ".join(f"{n} {metrics[iou_field(n)]:.3f}" for n in self.meta.class_names))
@@ -534,18 +429,3 @@ class Trainer:
             if best[1] >= 0:
                 self.best_miou, self.best_iter = float(best[0]), int(best[1])
 
-
-def _input_size(val_set: Any, scale: float) -> dict[str, list[int]]:
-    """``{"input_size": [H, W]}``: the size the model is validated at (the first val image at ``data.val_scale``),
-    which predict and serve then use; {} without validation data or a readable first image."""
-    samples = getattr(val_set, "samples", None)
-    if not samples:
-        return {}
-    try:
-        from PIL import Image
-
-        with Image.open(samples[0].image) as im:
-            w, h = im.size
-    except (OSError, ValueError):
-        return {}
-    return {"input_size": [int(h * scale + 0.5), int(w * scale + 0.5)]}
