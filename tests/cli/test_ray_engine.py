@@ -40,7 +40,9 @@ N_GOOD = 16
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # the head's servers listen on loopback only
            "RAY_worker_register_timeout_seconds": "600",  # worker processes start slowly on a loaded machine
            "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),  # this module's head, and only it
-           "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}  # the head stops at once (no 30 s drain)
+           "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",  # the head stops at once (no 30 s drain)
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true"}  # the S3 emulator's credentials, for the driver and the workers
 
 
 @dataclass
@@ -264,3 +266,31 @@ def test_gpu_workers_on_a_cluster_without_gpus_are_refused(ray_head, images, mod
     err = capsys.readouterr().err
     assert "--gpus-per-worker 0.5: the Ray cluster has no GPUs (2 CPUs); leave the option out" in err
     assert "Traceback" not in err and not (tmp_path / "o" / "labels").exists()
+
+
+@pytest.fixture()
+def s3_images(images):
+    """The test images in a bucket of a local S3 emulator (moto's server on loopback), as an ``s3://`` URI."""
+    boto3 = require_module("boto3")
+    port = free_port()
+    server = require_module("moto.server").ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=f"http://{endpoint}")
+    client.create_bucket(Bucket="frames")
+    for path in sorted(images.rglob("*.png")):
+        client.put_object(Bucket="frames", Key=f"run1/{path.relative_to(images).as_posix()}", Body=path.read_bytes())
+    yield f"s3://frames/run1?endpoint_override={endpoint}&scheme=http"
+    server.stop()
+
+
+def test_ray_predict_reads_images_from_s3(ray_head, predicted, s3_images, model_file, tmp_path, capsys):
+    argv = ["--model", str(model_file), "--engine", "ray", "--address", ray_head.address, "--threads", "1"]
+    assert main(["predict", s3_images, "-o", str(tmp_path / "out"), "--workers", "1", *argv]) == 1
+    text = capsys.readouterr().out
+    assert f"{N_GOOD} image(s) segmented, 1 failed" in text
+    assert re.search(r"skipped: s3://frames/run1/broken\.png: not a readable image", text)
+    assert _outputs(tmp_path / "out") == _outputs(predicted[0] / "ref")  # the local files' outputs, byte for byte
+    missing = s3_images.replace("/run1?", "/run2?")
+    assert main(["predict", missing, "-o", str(tmp_path / "none"), *argv]) == 2
+    assert "s3://frames/run2?" in capsys.readouterr().err and not (tmp_path / "none").exists()

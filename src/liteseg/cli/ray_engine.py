@@ -1,7 +1,8 @@
-"""``predict --engine ray`` and ``val --engine ray``: the same commands on a pool of Ray Data model actors.
+"""``predict --engine ray`` and ``val --engine ray``: the same commands on a pool of Ray model actors.
 
-Every worker reads, segments and writes its own images (outputs go to a local or shared filesystem with the
-single-process writers, so the files are byte-identical); only a status row per image comes back here.
+Every worker reads (from files, or from an object store such as ``s3://``), segments and writes its own images
+(outputs go to a local or shared filesystem with the single-process writers, so the files are byte-identical); only
+a status row per image comes back here.
 """
 from __future__ import annotations
 
@@ -48,24 +49,35 @@ def _device(args: argparse.Namespace) -> str | None:
 
 
 class PredictWorker:
-    """A Ray actor that reads, segments and writes the images of rows ``{"path", "name"}`` (names given by the
-    driver over the whole job, so they cannot collide across batches) as single-process predict does, and returns a status row per image (``error``, ``notes``, ``worker``, ``seconds``)."""
+    """A Ray actor that reads, segments and writes the images of rows ``{"path", "name"}`` (files, or object keys
+    for an object-store source; names given by the driver over the whole job, so they cannot collide across
+    batches) as single-process predict does, and returns a status row per image (``error``, ``notes``, ``worker``,
+    ``seconds``)."""
 
     def __init__(self, model: str, source: str, out_dir: str, kinds: list[str], write_args: argparse.Namespace,
                  **segmenter_options: Any) -> None:
+        from ..inference.object_store import ObjectStore, is_uri
         from ..inference.ray_data import SegmentBatch, worker_name
 
         self.segment = SegmentBatch(model, probs="probs" in kinds, keep_image=True, **segmenter_options).segment
         self.source, self.out_dir, self.kinds, self.write_args = source, Path(out_dir), kinds, write_args
+        self.store = ObjectStore(source) if is_uri(source) else None
         self.name = worker_name()
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def _read(self, batch: dict[str, Any]) -> list[Any]:
+        """One frame per row (videos are refused before the job), named as the driver decided."""
         from ..inference.inputs import iter_frames
+
+        if self.store is not None:
+            return [self.store.read(str(key), str(n)) for key, n in zip(batch["path"], batch["name"])]
+        return [replace(f, name=str(n))
+                for f, n in zip(iter_frames(self.source, [Path(p) for p in batch["path"]]), batch["name"])]
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from .predict import _write
 
         start = time.perf_counter()
-        frames = [replace(f, name=str(n))  # one frame per image file (videos are refused before the job)
-                  for f, n in zip(iter_frames(self.source, [Path(p) for p in batch["path"]]), batch["name"])]
+        frames = self._read(batch)
         good = [f for f in frames if f.error is None]
         for frame, result in zip(good, self.segment([f.image for f in good])):
             _write(frame, result, self.kinds, self.write_args, self.out_dir, {})
@@ -79,8 +91,8 @@ def _output_kinds(kinds: list[str], cityscapes_ids: bool) -> list[str]:
     return kinds + (["label_ids"] if cityscapes_ids else [])
 
 
-def _pending(files: list[Path], names: list[str], out_dir: Path, kinds: list[str]) -> tuple[list[Path], list[str]]:
-    """The files (and their output names) not all of whose outputs exist (atomic writes: an existing output is a
+def _pending(files: list[str], names: list[str], out_dir: Path, kinds: list[str]) -> tuple[list[str], list[str]]:
+    """The inputs (and their output names) not all of whose outputs exist (atomic writes: an existing output is a
     finished one)."""
     from ..inference.ray_data import output_path
 
@@ -90,24 +102,28 @@ def _pending(files: list[Path], names: list[str], out_dir: Path, kinds: list[str
 
 def _refuse(args: argparse.Namespace) -> None:
     """Options and sources the Ray engine cannot run, refused before anything starts."""
-    if "://" in args.source:
-        raise LitesegError(f"{args.source}: object stores are not supported by --engine ray yet; give a path on "
-                           f"a filesystem every worker sees (local, NFS, a mounted bucket)")
     if args.save_video:
         raise LitesegError("--save-video needs the frames in order: use --engine local for videos")
     if args.resume and args.output is None:
         raise LitesegError("--resume needs -o OUT, the output folder of the job to go on with")
 
 
-def _inputs(args: argparse.Namespace) -> tuple[list[Path], list[str]]:
-    """The image files of the source and their output names (decided here over the whole job)."""
+def _inputs(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The images of the source (file paths, or object keys for ``s3://...``) and their output names (decided here
+    over the whole job)."""
     from ..inference.inputs import VIDEO_SUFFIXES, list_sources, output_names
+    from ..inference.object_store import ObjectStore, is_uri
 
-    files = list_sources(args.source)
-    videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
+    if is_uri(args.source):
+        keys, names = ObjectStore(args.source).list_images()
+    else:
+        paths = list_sources(args.source)
+        keys = [str(p) for p in paths]
+        names = output_names(paths, Path(args.source) if Path(args.source).is_dir() else None)
+    videos = [k for k in keys if Path(k).suffix.lower() in VIDEO_SUFFIXES]
     if videos:
         raise LitesegError(f"{videos[0]}: --engine ray segments images; use --engine local for videos")
-    return files, output_names(files, Path(args.source) if Path(args.source).is_dir() else None)
+    return keys, names
 
 
 def _model_meta(model: str, args: argparse.Namespace) -> Any:
@@ -135,7 +151,7 @@ class _Job:
     first_s: float | None = None
 
 
-def _segment(args: argparse.Namespace, model: str, out_dir: Path, kinds: list[str], files: list[Path],
+def _segment(args: argparse.Namespace, model: str, out_dir: Path, kinds: list[str], files: list[str],
              names: list[str], start: float) -> _Job:
     """Check the model here while Ray starts, then start the workers and segment ``files`` on them."""
     from tqdm import tqdm
@@ -155,7 +171,7 @@ def _segment(args: argparse.Namespace, model: str, out_dir: Path, kinds: list[st
                 gpus=args.gpus_per_worker)
             rows = args.batch_size * -(-ROWS_PER_TASK // args.batch_size)
             with tqdm(desc="predict (ray)", total=len(files), unit="img", dynamic_ncols=True) as bar:
-                for batch in map_on_actors(actors, chunks({"path": [str(f) for f in files], "name": names}, rows)):
+                for batch in map_on_actors(actors, chunks({"path": files, "name": names}, rows)):
                     job.first_s = job.first_s or time.perf_counter() - start
                     job.stats.add(batch)
                     for path, error, notes in zip(batch["path"], batch["error"], batch["notes"]):
