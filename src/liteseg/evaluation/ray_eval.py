@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -56,24 +57,30 @@ def evaluate_ray(model: str, dataset: SegDataset, *, backend: str | None = None,
     protocol = dict(flip=flip, flip_v=flip_v, scales=scales, slide=slide, legacy_aug=legacy_aug,
                     exclude_absent=exclude_absent)
     options = {k: v for k, v in dict(device=device, threads=threads).items() if v}
-    checker = create_backend(model, backend, **options)
-    check_run(checker, dataset, flip=flip, flip_v=flip_v, scales=scales, slide=slide, skip_bad=skip_bad)
-    checker.close()
+
+    def check() -> None:  # here, once, while Ray starts: a bad model or sample is one clear error
+        checker = create_backend(model, backend, **options)
+        check_run(checker, dataset, flip=flip, flip_v=flip_v, scales=scales, slide=slide, skip_bad=skip_bad)
+        checker.close()
+
     metrics = SegMetrics(dataset.num_classes, dataset.ignore_index, exclude_absent=exclude_absent)
     stats = Throughput()
     worker_protocol: dict[str, Any] = {}
     start = time.perf_counter()
-    with connect(address) as ray:
-        kwargs = dict(model=model, dataset=dataset, protocol=protocol, backend=backend, device=device,
-                      threads=threads)
-        actors = start_actors(ray, EvalBatch, kwargs, workers=pool_size(ray, workers, threads, gpus),
-                              threads=threads, gpus=gpus)
-        for batch in map_on_actors(actors, chunks({"index": range(len(dataset))}, ROWS_PER_TASK)):
-            metrics.confusion += batch["confusion"].sum(axis=0)
-            worker_protocol = json.loads(batch["protocol"][0])
-            done = stats.add(batch)
-            if progress is not None:
-                progress(done)
+    with ThreadPoolExecutor(1) as pool:
+        checked = pool.submit(check)
+        with connect(address) as ray:
+            checked.result()
+            kwargs = dict(model=model, dataset=dataset, protocol=protocol, backend=backend, device=device,
+                          threads=threads)
+            actors = start_actors(ray, EvalBatch, kwargs, workers=pool_size(ray, workers, threads, gpus),
+                                  threads=threads, gpus=gpus)
+            for batch in map_on_actors(actors, chunks({"index": range(len(dataset))}, ROWS_PER_TASK)):
+                metrics.confusion += batch["confusion"].sum(axis=0)
+                worker_protocol = json.loads(batch["protocol"][0])
+                done = stats.add(batch)
+                if progress is not None:
+                    progress(done)
     seconds = time.perf_counter() - start
     count = sum(stats.images.values())
     worker_protocol.update(engine="ray", workers=len(stats.images), num_workers=0)
