@@ -161,7 +161,8 @@ def _segment(args: argparse.Namespace, model: str, out_dir: Path, kinds: list[st
     with ThreadPoolExecutor(1) as pool:
         checked = pool.submit(_model_meta, model, args)
         with connect(args.address, f"; finished images are kept: go on with --resume -o {out_dir}") as ray:
-            job = _Job(checked.result(), Throughput(), ray_s=time.perf_counter() - start)
+            ray_s = time.perf_counter() - start
+            job = _Job(checked.result(), Throughput(), ray_s=ray_s)
             write_args = argparse.Namespace(alpha=args.alpha, cityscapes_ids=args.cityscapes_ids, save_video=False)
             actors = start_actors(ray, PredictWorker, dict(
                 model=model, source=args.source, out_dir=str(out_dir), kinds=kinds, write_args=write_args,
