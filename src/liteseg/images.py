@@ -121,10 +121,10 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     except OSError as e:
         raise InputError(f"{path}: not a readable image ({e}); the file may be truncated or corrupt: skip it or "
                          f"re-export it as PNG/JPEG") from None
-    return decode_image(data, str(path))
+    return read_image_bytes(data, str(path))
 
 
-def decode_image(data: bytes, source: str) -> tuple[np.ndarray, list[str]]:
+def read_image_bytes(data: bytes, source: str) -> tuple[np.ndarray, list[str]]:
     """Decode an encoded image (the bytes of a file or an object named ``source`` in errors) as :func:`read_image`
     does; :class:`InputError` otherwise. Decoding from memory: see :func:`open_image`."""
     try:

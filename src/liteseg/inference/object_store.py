@@ -1,5 +1,5 @@
 """Images in an object store (``s3://bucket/prefix``, any URI pyarrow's filesystems open) for ``predict --engine
-ray``: the driver lists them, each worker reads its own objects; decoding is :func:`liteseg.images.decode_image`.
+ray``: the driver lists them, each worker reads its own objects, decoded by :func:`liteseg.images.read_image_bytes`.
 
 The endpoint, region and credentials come from the URI's query (``?endpoint_override=HOST:PORT&scheme=http``) or
 from the environment of every process (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ...), as pyarrow reads them.
@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from ..errors import InputError, LitesegError, install_hint
-from ..images import decode_image
+from ..images import read_image_bytes
 from .inputs import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Frame
 
 
@@ -68,7 +68,7 @@ class ObjectStore:
         try:
             with self.filesystem.open_input_file(key) as f:
                 data = f.readall()
-            rgb, notes = decode_image(data, source)
+            rgb, notes = read_image_bytes(data, source)
         except OSError as e:
             return Frame(name, source, error=f"{source}: cannot read it ({e})")
         except InputError as e:
