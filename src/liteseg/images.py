@@ -117,18 +117,29 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, list[str]]:
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
-        with open_image(path) as img:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"{path}: not a readable image ({e}); the file may be truncated or corrupt: skip it or "
+                         f"re-export it as PNG/JPEG") from None
+    return read_image_bytes(data, str(path))
+
+
+def read_image_bytes(data: bytes, source: str) -> tuple[np.ndarray, list[str]]:
+    """Decode an encoded image (the bytes of a file or an object named ``source`` in errors) as :func:`read_image`
+    does; :class:`InputError` otherwise. Decoding from memory: see :func:`open_image`."""
+    try:
+        with Image.open(io.BytesIO(data)) as img:
             img.load()
-            return pil_to_rgb(img, str(path))
+            return pil_to_rgb(img, source)
     except MemoryError:
-        raise InputError(f"{path}: decoding it needs more memory than there is; the file is corrupt or claims a "
+        raise InputError(f"{source}: decoding it needs more memory than there is; the file is corrupt or claims a "
                          f"huge size: skip it or re-export it") from None
     except Image.DecompressionBombError as e:
-        raise InputError(f"{path}: {e}; downscale the image (or raise PIL.Image.MAX_IMAGE_PIXELS)") from None
+        raise InputError(f"{source}: {e}; downscale the image (or raise PIL.Image.MAX_IMAGE_PIXELS)") from None
     except UnidentifiedImageError:  # its message names the in-memory buffer, not the file
-        raise InputError(f"{path}: not a readable image (Pillow recognises no image format in it); "
+        raise InputError(f"{source}: not a readable image (Pillow recognises no image format in it); "
                          f"the file may be truncated, corrupt or not an image: skip it or re-export it as "
                          f"PNG/JPEG") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"{path}: not a readable image ({e}); the file may be truncated or corrupt: skip it or "
+        raise InputError(f"{source}: not a readable image ({e}); the file may be truncated or corrupt: skip it or "
                          f"re-export it as PNG/JPEG") from None

@@ -1,13 +1,15 @@
-"""``predict --engine ray`` and ``val --engine ray``: the same commands on a pool of Ray Data model actors.
+"""``predict --engine ray`` and ``val --engine ray``: the same commands on a pool of Ray model actors.
 
-Every worker reads, segments and writes its own images (outputs go to a local or shared filesystem with the
-single-process writers, so the files are byte-identical); only a status row per image comes back here.
+Every worker reads (from files, or from an object store such as ``s3://``), segments and writes its own images
+(outputs go to a local or shared filesystem with the single-process writers, so the files are byte-identical); only
+a status row per image comes back here.
 """
 from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,24 +49,35 @@ def _device(args: argparse.Namespace) -> str | None:
 
 
 class PredictWorker:
-    """A Ray actor that reads, segments and writes the images of rows ``{"path", "name"}`` (names given by the
-    driver over the whole job, so they cannot collide across batches) as single-process predict does, and returns a status row per image (``error``, ``notes``, ``worker``, ``seconds``)."""
+    """A Ray actor that reads, segments and writes the images of rows ``{"path", "name"}`` (files, or object keys
+    for an object-store source; names given by the driver over the whole job, so they cannot collide across
+    batches) as single-process predict does, and returns a status row per image (``error``, ``notes``, ``worker``,
+    ``seconds``)."""
 
     def __init__(self, model: str, source: str, out_dir: str, kinds: list[str], write_args: argparse.Namespace,
                  **segmenter_options: Any) -> None:
+        from ..inference.object_store import ObjectStore, is_uri
         from ..inference.ray_data import SegmentBatch, worker_name
 
         self.segment = SegmentBatch(model, probs="probs" in kinds, keep_image=True, **segmenter_options).segment
         self.source, self.out_dir, self.kinds, self.write_args = source, Path(out_dir), kinds, write_args
+        self.store = ObjectStore(source) if is_uri(source) else None
         self.name = worker_name()
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def _read(self, batch: dict[str, Any]) -> list[Any]:
+        """One frame per row (videos are refused before the job), named as the driver decided."""
         from ..inference.inputs import iter_frames
+
+        if self.store is not None:
+            return [self.store.read(str(key), str(n)) for key, n in zip(batch["path"], batch["name"])]
+        return [replace(f, name=str(n))
+                for f, n in zip(iter_frames(self.source, [Path(p) for p in batch["path"]]), batch["name"])]
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from .predict import _write
 
         start = time.perf_counter()
-        frames = [replace(f, name=str(n))  # one frame per image file (videos are refused before the job)
-                  for f, n in zip(iter_frames(self.source, [Path(p) for p in batch["path"]]), batch["name"])]
+        frames = self._read(batch)
         good = [f for f in frames if f.error is None]
         for frame, result in zip(good, self.segment([f.image for f in good])):
             _write(frame, result, self.kinds, self.write_args, self.out_dir, {})
@@ -78,95 +91,138 @@ def _output_kinds(kinds: list[str], cityscapes_ids: bool) -> list[str]:
     return kinds + (["label_ids"] if cityscapes_ids else [])
 
 
-def _pending(files: list[Path], names: list[str], out_dir: Path, kinds: list[str]) -> list[Path]:
-    """The files not all of whose outputs exist (atomic writes: an existing output is a finished one)."""
+def _pending(files: list[str], names: list[str], out_dir: Path, kinds: list[str]) -> tuple[list[str], list[str]]:
+    """The inputs (and their output names) not all of whose outputs exist (atomic writes: an existing output is a
+    finished one)."""
     from ..inference.ray_data import output_path
 
-    return [f for f, n in zip(files, names) if not all(output_path(out_dir, k, n).exists() for k in kinds)]
+    todo = [(f, n) for f, n in zip(files, names) if not all(output_path(out_dir, k, n).exists() for k in kinds)]
+    return [f for f, _ in todo], [n for _, n in todo]
+
+
+def _refuse(args: argparse.Namespace) -> None:
+    """Options and sources the Ray engine cannot run, refused before anything starts."""
+    if args.save_video:
+        raise LitesegError("--save-video needs the frames in order: use --engine local for videos")
+    if args.resume and args.output is None:
+        raise LitesegError("--resume needs -o OUT, the output folder of the job to go on with")
+
+
+def _inputs(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """The images of the source (file paths, or object keys for ``s3://...``) and their output names (decided here
+    over the whole job)."""
+    from ..inference.inputs import VIDEO_SUFFIXES, list_sources, output_names
+    from ..inference.object_store import ObjectStore, is_uri
+
+    if is_uri(args.source):
+        keys, names = ObjectStore(args.source).list_images()
+    else:
+        paths = list_sources(args.source)
+        keys = [str(p) for p in paths]
+        names = output_names(paths, Path(args.source) if Path(args.source).is_dir() else None)
+    videos = [k for k in keys if Path(k).suffix.lower() in VIDEO_SUFFIXES]
+    if videos:
+        raise LitesegError(f"{videos[0]}: --engine ray segments images; use --engine local for videos")
+    return keys, names
+
+
+def _model_meta(model: str, args: argparse.Namespace) -> Any:
+    """The model's metadata, loading it here once (a bad model is one clear error, not one per worker)."""
+    from ..inference.backends import create_backend
+    from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
+
+    checker = create_backend(model, args.backend)
+    meta = checker.meta
+    checker.close()
+    if args.cityscapes_ids and meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
+        raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {meta.num_classes}")
+    return meta
+
+
+@dataclass
+class _Job:
+    """A predict job on Ray: the model's metadata, failures, per-worker throughput, and when Ray was up and the first
+    results came (seconds from the start of the command)."""
+
+    meta: Any
+    stats: Any
+    failed: int = 0
+    ray_s: float | None = None
+    first_s: float | None = None
+
+
+def _segment(args: argparse.Namespace, model: str, out_dir: Path, kinds: list[str], files: list[str],
+             names: list[str], start: float) -> _Job:
+    """Check the model here while Ray starts, then start the workers and segment ``files`` on them."""
+    from tqdm import tqdm
+
+    from ..inference.ray_data import Throughput, chunks, connect, map_on_actors, pool_size, start_actors
+
+    with ThreadPoolExecutor(1) as pool:
+        checked = pool.submit(_model_meta, model, args)
+        with connect(args.address, f"; finished images are kept: go on with --resume -o {out_dir}") as ray:
+            ray_s = time.perf_counter() - start
+            job = _Job(checked.result(), Throughput(), ray_s=ray_s)
+            write_args = argparse.Namespace(alpha=args.alpha, cityscapes_ids=args.cityscapes_ids, save_video=False)
+            actors = start_actors(ray, PredictWorker, dict(
+                model=model, source=args.source, out_dir=str(out_dir), kinds=kinds, write_args=write_args,
+                backend=args.backend, device=_device(args), threads=args.threads, batch_size=args.batch_size,
+                half=args.half, tile=args.tile, imgsz=args.imgsz),
+                workers=pool_size(ray, args.workers, args.threads, args.gpus_per_worker), threads=args.threads,
+                gpus=args.gpus_per_worker)
+            rows = args.batch_size * -(-ROWS_PER_TASK // args.batch_size)
+            with tqdm(desc="predict (ray)", total=len(files), unit="img", dynamic_ncols=True) as bar:
+                for batch in map_on_actors(actors, chunks({"path": files, "name": names}, rows)):
+                    job.first_s = job.first_s or time.perf_counter() - start
+                    job.stats.add(batch)
+                    for path, error, notes in zip(batch["path"], batch["error"], batch["notes"]):
+                        job.failed += bool(error)
+                        if error:
+                            tqdm.write(f"skipped: {error}")
+                        for note in filter(None, str(notes).split("\n")):
+                            tqdm.write(f"warning: {path}: {note}")
+                    bar.update(len(batch["path"]))
+                    bar.set_postfix_str(f"{bar.n / (time.perf_counter() - start):.2f} img/s")
+    return job
 
 
 def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
     """``liteseg predict --engine ray``."""
     from PIL import Image
-    from tqdm import tqdm
 
-    from ..inference.backends import create_backend
-    from ..inference.inputs import VIDEO_SUFFIXES, list_sources, output_names
-    from ..inference.ray_data import Throughput, connect, map_with_actors, pool_size, remove_partial_files
+    from ..inference.ray_data import Throughput, remove_partial_files
     from ..inference.segmenter import save_image
     from ..inference.visualize import legend
     from ..loading.zoo import default_model
-    from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
     from .run_dir import prepare_output_dir
 
-    if "://" in args.source:
-        raise LitesegError(f"{args.source}: object stores are not supported by --engine ray yet; give a path on "
-                           f"a filesystem every worker sees (local, NFS, a mounted bucket)")
-    if args.save_video:
-        raise LitesegError("--save-video needs the frames in order: use --engine local for videos")
-    if args.resume and args.output is None:
-        raise LitesegError("--resume needs -o OUT, the output folder of the job to go on with")
-    files = list_sources(args.source)
-    videos = [f for f in files if f.suffix.lower() in VIDEO_SUFFIXES]
-    if videos:
-        raise LitesegError(f"{videos[0]}: --engine ray segments images; use --engine local for videos")
+    _refuse(args)
+    start = time.perf_counter()
+    files, names = _inputs(args)
     model = args.model or default_model()
-    checker = create_backend(model, args.backend)  # a bad model fails here, not in every worker
-    meta = checker.meta
-    checker.close()
-    if args.cityscapes_ids and meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
-        raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {meta.num_classes}")
     out_dir = prepare_output_dir(args.output, "runs/predict", exist_ok=args.exist_ok or args.resume)
     out_kinds = _output_kinds(kinds, args.cityscapes_ids)
     removed = remove_partial_files(out_dir, out_kinds)
-    names = dict(zip(files, output_names(files, Path(args.source) if Path(args.source).is_dir() else None)))
-    pending = _pending(files, [names[f] for f in files], out_dir, out_kinds) if args.resume else files
+    todo, todo_names = _pending(files, names, out_dir, out_kinds) if args.resume else (files, names)
     if args.resume:
-        print(f"resume: {len(files) - len(pending)} of {len(files)} image(s) already done, {len(pending)} to go"
+        print(f"resume: {len(files) - len(todo)} of {len(files)} image(s) already done, {len(todo)} to go"
               + (f"; removed {removed} partial file(s)" if removed else ""))
-    failed = done = 0
-    stats = Throughput()
-    start = time.perf_counter()
-    first = None
-    if pending:
-        write_args = argparse.Namespace(alpha=args.alpha, cityscapes_ids=args.cityscapes_ids, save_video=False)
-        worker_kwargs = dict(model=model, source=args.source, out_dir=str(out_dir), kinds=kinds,
-                             write_args=write_args, backend=args.backend, device=_device(args), threads=args.threads,
-                             batch_size=args.batch_size, half=args.half, tile=args.tile,
-                             imgsz=args.imgsz)
-        rows = args.batch_size * -(-ROWS_PER_TASK // args.batch_size)
-        bar = tqdm(desc="predict (ray)", total=len(pending), unit="img", dynamic_ncols=True)
-        try:
-            with connect(args.address, f"; finished images are kept: go on with --resume -o {out_dir}") as ray:
-                workers = args.workers or pool_size(ray, args.threads, args.gpus_per_worker)
-                rows_in = ray.data.from_items([{"path": str(p), "name": names[p]} for p in pending])
-                ds = map_with_actors(rows_in, PredictWorker,
-                                     worker_kwargs, workers=workers, threads=args.threads,
-                                     gpus=args.gpus_per_worker, rows=rows)
-                for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                    first = first or time.perf_counter() - start
-                    stats.add(batch)
-                    for path, error, notes in zip(batch["path"], batch["error"], batch["notes"]):
-                        if error:
-                            failed += 1
-                            tqdm.write(f"skipped: {error}")
-                        for note in filter(None, str(notes).split("\n")):
-                            tqdm.write(f"warning: {path}: {note}")
-                    done = sum(stats.images.values()) - failed
-                    bar.update(len(batch["path"]))
-                    bar.set_postfix_str(f"{bar.n / (time.perf_counter() - start):.2f} img/s")
-        finally:
-            bar.close()
+    if todo:
+        job = _segment(args, model, out_dir, kinds, todo, todo_names, start)
+    else:
+        job = _Job(_model_meta(model, args), Throughput())
     remove_partial_files(out_dir, out_kinds)
     elapsed = time.perf_counter() - start
-    save_image(out_dir / "legend.png", Image.fromarray(legend(meta.class_names, meta.palette)))
-    print(f"{done} image(s) segmented, {failed} failed, {done / elapsed if elapsed > 0 else 0.0:.2f} img/s "
-          f"(ray, {len(stats.images)} worker(s)) -> {out_dir}")
-    if first is not None:
-        print(f"time {elapsed:.1f} s, first results after {first:.1f} s (cluster, workers and models starting)")
-    for line in stats.lines():
+    save_image(out_dir / "legend.png", Image.fromarray(legend(job.meta.class_names, job.meta.palette)))
+    done = sum(job.stats.images.values()) - job.failed
+    print(f"{done} image(s) segmented, {job.failed} failed, {done / elapsed if elapsed > 0 else 0.0:.2f} img/s "
+          f"(ray, {len(job.stats.images)} worker(s)) -> {out_dir}")
+    if job.first_s is not None:
+        print(f"time {elapsed:.1f} s, first results after {job.first_s:.1f} s (Ray up after {job.ray_s:.1f} s, "
+              f"then workers starting and loading the model)")
+    for line in job.stats.lines():
         print(line)
-    return 1 if failed else 0
+    return 1 if job.failed else 0
 
 
 def run_val(args: argparse.Namespace, dataset: Any, model: str) -> Any:

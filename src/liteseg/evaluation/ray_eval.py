@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 from ..data.base import SegDataset
 from ..inference import tta
 from ..inference.backends import create_backend
-from ..inference.ray_data import Throughput, connect, map_with_actors, pool_size, worker_name
+from ..inference.ray_data import Throughput, chunks, connect, map_on_actors, pool_size, start_actors, worker_name
 from .evaluator import EvalResult, check_run, evaluate
 from .metrics import SegMetrics
 
@@ -23,8 +24,8 @@ ROWS_PER_TASK = 4  # samples per actor call: a killed worker loses at most this 
 
 
 class EvalBatch:
-    """A model actor for ``Dataset.map_batches`` over rows ``{"index": i}`` of ``dataset``: one row out per batch
-    with the confusion matrix of those samples (``confusion`` [1, C, C]), ``images``, ``worker`` and ``seconds``."""
+    """A model actor scoring batches ``{"index": [i, ...]}`` of ``dataset``: one row out per batch with the confusion
+    matrix of those samples (``confusion`` [1, C, C]), ``images``, ``worker`` and ``seconds``."""
 
     def __init__(self, model: str, dataset: SegDataset, protocol: dict[str, Any], *, backend: str | None = None,
                  device: str | None = None, threads: int | None = None) -> None:
@@ -56,25 +57,30 @@ def evaluate_ray(model: str, dataset: SegDataset, *, backend: str | None = None,
     protocol = dict(flip=flip, flip_v=flip_v, scales=scales, slide=slide, legacy_aug=legacy_aug,
                     exclude_absent=exclude_absent)
     options = {k: v for k, v in dict(device=device, threads=threads).items() if v}
-    checker = create_backend(model, backend, **options)
-    check_run(checker, dataset, flip=flip, flip_v=flip_v, scales=scales, slide=slide, skip_bad=skip_bad)
-    checker.close()
+
+    def check() -> None:  # here, once, while Ray starts: a bad model or sample is one clear error
+        checker = create_backend(model, backend, **options)
+        check_run(checker, dataset, flip=flip, flip_v=flip_v, scales=scales, slide=slide, skip_bad=skip_bad)
+        checker.close()
+
     metrics = SegMetrics(dataset.num_classes, dataset.ignore_index, exclude_absent=exclude_absent)
     stats = Throughput()
     worker_protocol: dict[str, Any] = {}
     start = time.perf_counter()
-    with connect(address) as ray:
-        ds = ray.data.from_items([{"index": i} for i in range(len(dataset))])
-        kwargs = dict(model=model, dataset=dataset, protocol=protocol, backend=backend, device=device,
-                      threads=threads)
-        ds = map_with_actors(ds, EvalBatch, kwargs, workers=workers or pool_size(ray, threads, gpus),
-                             threads=threads, gpus=gpus, rows=ROWS_PER_TASK)
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            metrics.confusion += batch["confusion"].sum(axis=0)
-            worker_protocol = json.loads(batch["protocol"][0])
-            done = stats.add(batch)
-            if progress is not None:
-                progress(done)
+    with ThreadPoolExecutor(1) as pool:
+        checked = pool.submit(check)
+        with connect(address) as ray:
+            checked.result()
+            kwargs = dict(model=model, dataset=dataset, protocol=protocol, backend=backend, device=device,
+                          threads=threads)
+            actors = start_actors(ray, EvalBatch, kwargs, workers=pool_size(ray, workers, threads, gpus),
+                                  threads=threads, gpus=gpus)
+            for batch in map_on_actors(actors, chunks({"index": range(len(dataset))}, ROWS_PER_TASK)):
+                metrics.confusion += batch["confusion"].sum(axis=0)
+                worker_protocol = json.loads(batch["protocol"][0])
+                done = stats.add(batch)
+                if progress is not None:
+                    progress(done)
     seconds = time.perf_counter() - start
     count = sum(stats.images.values())
     worker_protocol.update(engine="ray", workers=len(stats.images), num_workers=0)

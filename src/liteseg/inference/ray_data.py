@@ -1,9 +1,12 @@
-"""Segmentation on a Ray cluster with Ray Data: a model-actor class for ``Dataset.map_batches`` and the plumbing
-(connect, actor pool, per-worker throughput) that ``predict --engine ray`` and ``val --engine ray`` share.
+"""Segmentation on a Ray cluster: a model-actor class for Ray Data's ``Dataset.map_batches`` (the Python API) and
+the plumbing (connect, a pool of model actors, per-worker throughput) that ``predict --engine ray`` and
+``val --engine ray`` share.
 
-Ray is an optional extra (``pip install 'liteseg[ray]'``), imported on first use. A worker process that dies
-(``kill -9``, out of memory, a lost node) is restarted by Ray and its batch is run again (Ray Data's actor pools
-restart actors and retry their tasks without limit), so a job finishes with every row exactly once.
+Ray is an optional extra (``pip install 'liteseg[ray]'``), imported on first use. The commands run their actors
+with Ray core (``ray.util.ActorPool``) rather than Ray Data: Ray Data's executor starts helper actors and imports
+pyarrow/pandas in every process, seconds of start-up on a small machine for no gain when each worker reads and
+writes its own files. A worker process that dies (``kill -9``, out of memory, a lost node) is restarted by Ray and
+its batch is run again (``max_restarts=-1, max_task_retries=-1``), so a job finishes with every row exactly once.
 
 >>> import ray                                                                   # doctest: +SKIP
 >>> ds = ray.data.read_images("imgs/", include_paths=True, mode="RGB")           # doctest: +SKIP
@@ -20,7 +23,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -39,9 +42,8 @@ def import_ray(local: bool = False) -> Any:
         os.environ.setdefault(_LOCAL_ONLY, "0")
     try:
         import ray
-        import ray.data  # noqa: F401 - the [data] part of the extra
     except ImportError as e:
-        raise LitesegError(f"--engine ray needs Ray Data ({e}): {install_hint('ray')}") from None
+        raise LitesegError(f"--engine ray needs Ray ({e}): {install_hint('ray')}") from None
     return ray
 
 
@@ -69,22 +71,43 @@ def connect(address: str | None, on_failure: str = "") -> Iterator[Any]:
             ray.shutdown()
 
 
-def map_with_actors(ds: Any, fn: type, kwargs: dict[str, Any], *, workers: int, threads: int | None,
-                    gpus: float, rows: int) -> Any:
-    """``ds.map_batches(fn)`` on a fixed pool of ``workers`` actors, each holding ``threads`` CPUs (1 when unset)
-    and ``gpus`` GPUs (a fraction shares one GPU between actors); ``rows`` per call."""
-    import ray.data
+def start_actors(ray: Any, cls: type, kwargs: dict[str, Any], *, workers: int, threads: int | None,
+                 gpus: float) -> list[Any]:
+    """``workers`` actors of ``cls(**kwargs)``, each holding ``threads`` CPUs (1 when unset) and ``gpus`` GPUs (a
+    fraction shares one GPU between actors). They start (import torch, load the model) while the caller goes on.
 
-    ray.data.DataContext.get_current().enable_progress_bars = False  # the caller shows one bar for the job
-    return ds.map_batches(fn, fn_constructor_kwargs=kwargs, compute=ray.data.ActorPoolStrategy(size=workers),
-                          num_cpus=threads or 1, num_gpus=gpus or None, batch_size=rows, batch_format="numpy")
+    A dead actor (``kill -9``, out of memory, a lost node) is restarted and the calls it was running are run again,
+    without limit; an exception raised by ``cls`` itself is not retried."""
+    remote = ray.remote(cls).options(num_cpus=threads or 1, num_gpus=gpus or 0, max_restarts=-1,
+                                     max_task_retries=-1)
+    return [remote.remote(**kwargs) for _ in range(workers)]
 
 
-def pool_size(ray: Any, threads: int | None, gpus: float) -> int:
-    """How many actors the cluster holds: its CPUs / ``threads`` (its GPUs / ``gpus`` for GPU workers)."""
+def map_on_actors(actors: list[Any], batches: Iterable[dict[str, list]]) -> Iterator[dict[str, Any]]:
+    """``actor(batch)`` for every batch, each on the next free actor; results in the order they finish."""
+    from ray.util import ActorPool
+
+    yield from ActorPool(actors).map_unordered(lambda actor, batch: actor.__call__.remote(batch), batches)
+
+
+def chunks(columns: dict[str, Sequence[Any]], rows: int) -> Iterator[dict[str, list]]:
+    """``columns`` (equal lengths) cut into batches of ``rows`` rows."""
+    count = len(next(iter(columns.values()), []))
+    for start in range(0, count, rows):
+        yield {k: list(v[start:start + rows]) for k, v in columns.items()}
+
+
+def pool_size(ray: Any, workers: int | None, threads: int | None, gpus: float) -> int:
+    """How many actors to start: ``workers``, or as many as the cluster holds (its CPUs / ``threads``, or its GPUs /
+    ``gpus`` for GPU workers). GPU workers on a cluster without GPUs are a LitesegError (they would wait forever)."""
     resources = ray.cluster_resources()
+    if gpus and not resources.get("GPU"):
+        raise LitesegError(f"--gpus-per-worker {gpus:g}: the Ray cluster has no GPUs ({resources.get('CPU', 0):g} "
+                           f"CPUs); leave the option out to run on CPUs, or add GPU nodes to the cluster")
+    if workers:
+        return workers
     if gpus:
-        return max(1, int(resources.get("GPU", 0) / gpus))
+        return max(1, int(resources["GPU"] / gpus))
     return max(1, int(resources.get("CPU", 1) // (threads or 1)))
 
 
