@@ -27,7 +27,7 @@ def test_every_install_hint_names_a_real_extra():
     assert named and all(extra in extras for _, extra in named), [n for n in named if n[1] not in extras]
     from liteseg.inference import backends
 
-    lazy_extras = {extra for _, _, extra in backends._LAZY_BACKENDS.values() if extra is not None}
+    lazy_extras = {backends.BACKENDS.entry(name).extra for name in backends.BACKENDS} - {None}
     assert lazy_extras and lazy_extras <= extras
 
 
