@@ -1,8 +1,8 @@
 """One small registry for everything liteseg looks up by name: models, weights, backends, export formats and
 writers, dataset kinds, losses.
 
-An entry is an object, or a lazy ``"package.module:attribute"`` string imported on first use, so a registry can
-list names whose code (and optional dependencies) is not loaded yet. Adding one is one line::
+An entry is an object, or a lazy ``"package.module:attribute"`` (or ``"package.module"``) string imported when
+it is looked up, so a registry can list names whose code (and optional dependencies) is not loaded yet. Adding one is one line::
 
     BACKENDS.add("onnxruntime", "liteseg.inference.ort_backend:factory", package="onnxruntime", extra="onnx")
 
@@ -32,7 +32,7 @@ def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
 
 @dataclass
 class Entry(Generic[T]):
-    """One registered name: its target (an object, or ``"module:attribute"`` until first loaded), the optional
+    """One registered name: its target (an object, or a lazy ``"module:attribute"`` / ``"module"``), the optional
     ``packages`` it needs (and the pyproject ``extra`` that installs them) and free-form ``info``."""
 
     name: str
@@ -40,10 +40,6 @@ class Entry(Generic[T]):
     packages: tuple[str, ...] = ()
     extra: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def loaded(self) -> bool:
-        return not isinstance(self.target, str)
 
 
 class Registry(Generic[T]):
@@ -104,21 +100,22 @@ class Registry(Generic[T]):
         return self._entries[found]
 
     def get(self, name: str) -> T:
-        """The object registered as ``name``, importing a lazy entry first (an install hint when its optional
-        package is missing; any other ImportError propagates)."""
+        """The object registered as ``name``, importing a lazy entry (Python caches the module; an install hint
+        when its optional package is missing; any other ImportError propagates)."""
         entry = self.entry(name)
-        if isinstance(entry.target, str):
-            module, _, attribute = entry.target.partition(":")
-            try:
-                entry.target = getattr(importlib.import_module(module), attribute)
-            except ModuleNotFoundError as e:
-                missing = (e.name or "").split(".")[0]
-                if missing not in entry.packages:
-                    raise
-                how = install_hint(entry.extra) if entry.extra else f"pip install {missing}"
-                raise self.error(f"{self.kind} {entry.name!r} needs an optional dependency that is missing "
-                                 f"({missing}); install it with: {how}") from None
-        return entry.target  # type: ignore[return-value]
+        if not isinstance(entry.target, str):
+            return entry.target
+        module, _, attribute = entry.target.partition(":")
+        try:
+            loaded = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            missing = (e.name or "").split(".")[0]
+            if missing not in entry.packages:
+                raise
+            how = install_hint(entry.extra) if entry.extra else f"pip install {missing}"
+            raise self.error(f"{self.kind} {entry.name!r} needs an optional dependency that is missing "
+                             f"({missing}); install it with: {how}") from None
+        return getattr(loaded, attribute) if attribute else loaded
 
     def available(self, name: str) -> bool:
         """Whether ``name`` loads here (False only when its optional package is missing)."""

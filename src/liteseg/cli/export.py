@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LitesegError
+from ..export.edge_formats import EDGE_FORMATS
 from . import options
 
-EDGE_FORMATS = ("executorch", "tflite", "ncnn")
 _ONNX_ONLY = {"output": "logits", "labels_dtype": "int64", "output_size": "input", "include_preprocess": False,
               "input_layout": "nchw", "opset": None, "fp16": False, "simplify": False, "trt_profile": None,
               "trt_engine": None}
