@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import LitesegError
+from ..utils.shapes import parse_shape
 from . import options
 
 
@@ -69,14 +70,13 @@ def run_formats(args: argparse.Namespace) -> int:
     import tempfile
 
     from ..evaluation.formats import benchmark_formats, formats_table, parse_formats
-    from ..export.onnx import parse_shape
     from ..quantize import list_images, list_labelled
     from ..utils.io import atomic_write_bytes
 
     formats = parse_formats(args.formats)
     if any(p == "int8" for _, p in formats) and not args.calib:
         raise LitesegError("--formats with int8 precisions needs --calib IMAGES (e.g. camvid/train.txt)")
-    shapes = [parse_shape(s) for s in (args.shape or ["1,3,360,480", "1,3,512,1024"])]
+    shapes = [parse_shape(s, what="--shape") for s in (args.shape or ["1,3,360,480", "1,3,512,1024"])]
     calibration = list_images(args.calib, args.num_calib) if args.calib else []
     labelled = list_labelled(args.eval_list, args.num_eval) if args.eval_list else []
     threads = args.threads or 2
@@ -103,7 +103,6 @@ def run(args: argparse.Namespace) -> int:
         return run_formats(args)
 
     from ..evaluation.benchmark import make_backend, model_stats, plot_results, results_table, run_benchmark, to_json
-    from ..export.onnx import parse_shape
     from ..inference.backends import GRAPH_SUFFIXES
     from ..utils.io import atomic_write_bytes
     from ..utils.plots import require_matplotlib
@@ -114,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         from ..loading.zoo import default_model
 
         args.model = default_model()
-    shapes = [parse_shape(s) for s in (args.shape or ["1,3,512,1024"])]
+    shapes = [parse_shape(s, what="--shape") for s in (args.shape or ["1,3,512,1024"])]
     names = _backends(args.backend, str(args.model))
     onnx_source = str(args.model).lower().endswith(GRAPH_SUFFIXES)
     stats = {} if onnx_source else model_stats(args.model, shapes[0])

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from ..errors import LitesegError, install_hint
+from ..utils.shapes import parse_shape
 
 ERROR_PREFIX = "error: "
 
@@ -83,14 +84,13 @@ def port(text: str) -> int:
 
 def input_shape(text: str) -> str:
     """Type: an input shape ``N,3,H,W`` (or ``NxCxHxW``; -1 keeps a dimension dynamic), kept as text."""
-    try:
-        dims = [int(v) for v in text.replace("x", ",").split(",")]
-    except ValueError:
-        dims = []
-    if len(dims) != 4 or dims[1] != 3 or any(d == 0 or d < -1 for d in dims):
-        raise argparse.ArgumentTypeError(f"expected N,3,H,W with positive sizes (or -1 for dynamic), e.g. "
-                                         f"1,3,512,512, got {text!r}")
+    parse_shape(text, dynamic=True, error=argparse.ArgumentTypeError)
     return text
+
+
+def fixed_shape(text: str) -> list[int]:
+    """Type: a fixed input shape ``N,3,H,W`` (or ``NxCxHxW``), parsed."""
+    return parse_shape(text, error=argparse.ArgumentTypeError)
 
 
 def slide(text: str, option: str = "--slide") -> Any:

@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import build_dataset
+    from ..data import build_dataset, has_custom_classes
     from ..data.check import scan_dataset
     from ..evaluation.evaluator import evaluate
     from ..evaluation.report import check_output, format_table, write_report
@@ -71,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
     name = args.model or "the default model"
     backend = create_backend(model, args.backend, **backend_options)
     meta = backend.meta
-    kind = args.data.partition(":")[0].lower()
-    extra = {"class_names": meta.class_names, "palette": meta.palette} if kind in ("list", "folders") else {}
+    extra = {"class_names": meta.class_names, "palette": meta.palette} if has_custom_classes(args.data) else {}
     dataset = build_dataset(args.data, args.split, **extra)
     print(f"model {name}: {describe(meta)}; backend {backend.name}")
     print(f"data {args.data}: {len(dataset)} images, {dataset.num_classes} classes")

@@ -26,6 +26,7 @@ from ..loading import resolve_model
 from ..meta import ModelMeta
 from ..models.sppm import AdaptiveAvgPool, _bin_matrix
 from ..registry import did_you_mean
+from ..utils.shapes import parse_shape
 from .edge_formats import EDGE_FORMATS, precisions
 from .metadata import ExportInfo
 from .verify import FP16_RTOL, FP32_RTOL, example_input
@@ -106,9 +107,7 @@ class Prepared:
 
 def fixed_shape(text: str | Sequence[int] | None, meta: ModelMeta) -> list[int]:
     """The fixed ``N,3,H,W`` of an edge export: ``text``, else the model's fixed shape, else 1x3x512x512."""
-    from .onnx import parse_shape
-
-    shape = parse_shape(text) if text is not None else None
+    shape = parse_shape(text, dynamic=True, error=EdgeExportError) if text is not None else None
     if shape is None:
         shape = list(meta.input_shape) if meta.fixed_hw else list(DEFAULT_SHAPE)
         shape[0] = max(shape[0], 1)
