@@ -22,9 +22,14 @@ from .errors import LitesegError, install_hint
 T = TypeVar("T")
 
 
+def close_names(name: str, choices: list[str] | tuple[str, ...]) -> list[str]:
+    """Up to three of ``choices`` that look like a mistyped ``name`` (difflib), closest first."""
+    return difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+
+
 def did_you_mean(name: str, choices: list[str] | tuple[str, ...]) -> str:
-    """``"did you mean 'x'?"`` for the close choices (difflib), else ``"choose one of a, b, c"``."""
-    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.6)
+    """``"did you mean 'x'?"`` for the close choices, else ``"choose one of a, b, c"``."""
+    close = close_names(name, choices)
     if close:
         return f"did you mean {' or '.join(map(repr, close))}?"
     return f"choose one of {', '.join(choices)}"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from ..errors import LitesegError
+from ..registry import did_you_mean
 from ..utils.shapes import parse_shape
 from . import options
 
@@ -36,7 +37,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--eval-list", type=Path, help="labelled list file ('image label' per line) for mIoU")
     g.add_argument("--num-eval", type=options.positive_int, help="use only the first N labelled images")
     g.add_argument("--workdir", type=Path, help="where the exports go (default: a temporary folder)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """benchmark's checks: the model exists, the backends are known, matplotlib is there for --plot."""
+    from ..utils.plots import require_matplotlib
+
+    if args.model:
+        options.check_model(args.model)
+    if args.backend and args.backend != "all":
+        _backends(args.backend, str(args.model or ""))
+    if args.plot:
+        require_matplotlib("--plot")  # before the run, not after it
 
 
 TORCH_BACKENDS = ("torch", "torch-opt", "torch-compile")
@@ -55,9 +68,9 @@ def _backends(text: str | None, model: str) -> list[str]:
         names = [b for b in BENCH_BACKENDS if b in have]
         return [b for b in names if b not in TORCH_BACKENDS] if graph else names
     names = [b.strip() for b in text.split(",") if b.strip()]
-    unknown = [b for b in names if b not in BENCH_BACKENDS]
-    if unknown:
-        raise LitesegError(f"--backend: unknown {unknown}; choose from {', '.join(BENCH_BACKENDS)} or all")
+    for name in names:
+        if name not in BENCH_BACKENDS:
+            raise LitesegError(f"--backend: unknown backend {name!r}; {did_you_mean(name, [*BENCH_BACKENDS, 'all'])}")
     if graph and set(names) & set(TORCH_BACKENDS):
         raise LitesegError(f"{model}: an ONNX graph runs in onnxruntime or openvino, not in "
                            f"{', '.join(b for b in names if b in TORCH_BACKENDS)}; benchmark the weights it was "
@@ -105,10 +118,6 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.benchmark import make_backend, model_stats, plot_results, results_table, run_benchmark, to_json
     from ..inference.backends import GRAPH_SUFFIXES
     from ..utils.io import atomic_write_bytes
-    from ..utils.plots import require_matplotlib
-
-    if args.plot:
-        require_matplotlib("--plot")  # before the run, not after it
     if args.model is None:
         from ..loading.zoo import default_model
 

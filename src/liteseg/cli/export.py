@@ -57,7 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trt-engine", type=Path, help="also build a TensorRT engine here (needs tensorrt + a GPU)")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """export's checks before any loading: no overwrite of the output or the TensorRT engine."""
+    if not args.force:
+        options.check_overwrite(args.output_file, args.trt_engine)
 
 
 def resolve_source(model: str, weights: str | None, num_classes: int | None) -> Any:

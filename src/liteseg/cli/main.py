@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ..errors import LitesegError
 from ..utils.io import remove_temps_on_sigterm
-from .options import OneLineParser, print_error, validate
+from .options import OneLineParser, print_error
 
 # Each module registers one sub-command; order = order in ``liteseg --help``.
 COMMANDS = ["predict", "val", "train", "data", "convert", "export", "quantize", "benchmark", "serve", "info"]
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     remove_temps_on_sigterm()
     try:
-        validate(args)  # every option, before any work starts
+        if hasattr(args, "check"):  # the command's own checks, before any work starts
+            args.check(args)
         return int(args.func(args) or 0)
     except (LitesegError, OSError) as e:  # OSError: unwritable output folder, full disk, ...
         if args.verbose:

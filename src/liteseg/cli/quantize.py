@@ -26,7 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quantize-final-resize", action="store_true",
                    help="also quantize the final full-resolution Resize (kept in float by default)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """quantize's checks: the onnx extra installed, no overwrite."""
+    options.require_modules(("onnx", "onnx"), ("onnxruntime", "onnx"), what="liteseg quantize")
+    if not args.force:
+        options.check_overwrite(args.output_file)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -45,7 +45,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exist-ok", action="store_true", help="overwrite an existing report in the output folder")
     p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
     ray_engine.add_options(p, resume=False)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """val's checks: the inference options, and a dataset spec of a known kind (before the model loads)."""
+    from ..data import spec_kind
+
+    options.check_inference(args)
+    spec_kind(args.data)
 
 
 def run(args: argparse.Namespace) -> int:

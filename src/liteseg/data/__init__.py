@@ -25,7 +25,8 @@ DATASETS.add("folders", "liteseg.data.list_dataset:folders_from_spec", form="fol
 CLASS_OPTIONS = ("class_names", "num_classes", "label_map", "palette")
 
 
-def _kind(spec: str) -> Entry[Callable[..., SegDataset]]:
+def spec_kind(spec: str) -> Entry[Callable[..., SegDataset]]:
+    """The :data:`DATASETS` entry of ``spec``'s kind; a DatasetError (with a suggestion) for a bad spec."""
     kind, sep, path = spec.partition(":")
     if not sep or not path:
         forms = ", ".join(DATASETS.entry(k).info["form"] for k in DATASETS)
@@ -43,13 +44,13 @@ def build_dataset(spec: str, split: str = "val", **kw: Any) -> SegDataset:
     constructor (``transforms``; for list/folder datasets also ``class_names``, ``num_classes``, ``ignore_index``,
     ``label_map``, ``palette``).
     """
-    return DATASETS.get(_kind(spec).name)(spec.partition(":")[2], split, **kw)
+    return DATASETS.get(spec_kind(spec).name)(spec.partition(":")[2], split, **kw)
 
 
 def has_custom_classes(spec: str) -> bool:
     """Whether the user names the classes of dataset ``spec`` (``list:``, ``folders:``); Cityscapes and CamVid
     know theirs."""
-    return bool(_kind(spec).info.get("custom_classes"))
+    return bool(spec_kind(spec).info.get("custom_classes"))
 
 
 def class_options(spec: str, values: Mapping[str, Any], spelled: Callable[[str], str]) -> dict[str, Any]:
@@ -67,11 +68,12 @@ def dataset_options(data: Any, spec: str) -> dict[str, Any]:
     """:func:`build_dataset` keywords for ``spec`` from a ``DataConfig`` (class names, ignore index, label map,
     palette); a DatasetError for an option the dataset kind cannot take."""
     options = class_options(spec, {k: getattr(data, k, None) for k in CLASS_OPTIONS}, lambda k: f"data.{k}")
-    if _kind(spec).info.get("ignore_index"):
+    if spec_kind(spec).info.get("ignore_index"):
         options["ignore_index"] = data.ignore_index
     return options
 
 
-__all__ = ["DATASETS", "build_dataset", "dataset_options", "class_options", "has_custom_classes", "SegDataset", "Sample", "CityscapesDataset", "CamVidDataset", "ListDataset",
+__all__ = ["DATASETS", "CLASS_OPTIONS", "spec_kind", "build_dataset", "dataset_options", "class_options",
+           "has_custom_classes", "SegDataset", "Sample", "CityscapesDataset", "CamVidDataset", "ListDataset",
            "FolderDataset", "labelids_to_trainids", "trainids_to_labelids", "label_lut", "read_image", "read_label",
            "DatasetError"]
