@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ArchitectureError, DatasetError, FormatError, LitesegError, UnsafePickleError
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject reads it, --version and reports print it
 
 _LAZY = {
     "create_model": "liteseg.loading", "load": "liteseg.loading", "LoadedModel": "liteseg.loading",

@@ -108,8 +108,15 @@ def test_quantize_without_onnxruntime_names_a_real_extra(inputs, tmp_path, monke
 
 
 def test_version(capsys):
+    import tomllib
+
+    import liteseg
+
     assert main(["--version"]) == 0
-    assert capsys.readouterr().out.startswith("liteseg ")
+    assert capsys.readouterr().out.strip() == f"liteseg {liteseg.__version__}"
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and project["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "liteseg.__version__"}  # one source: the package's __version__
 
 
 def test_unknown_names_and_values_get_a_suggestion(inputs, tmp_path, monkeypatch, capsys):

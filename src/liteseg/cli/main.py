@@ -5,8 +5,8 @@ import argparse
 import importlib
 import logging
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
+from .. import __version__
 from ..errors import LitesegError
 from ..utils.io import remove_temps_on_sigterm
 from .options import OneLineParser, print_error
@@ -15,20 +15,13 @@ from .options import OneLineParser, print_error
 COMMANDS = ["predict", "val", "train", "data", "convert", "export", "quantize", "benchmark", "serve", "info"]
 
 
-def _version() -> str:
-    try:
-        return version("liteseg")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="liteseg", description="PP-LiteSeg in PyTorch: predict, evaluate, train, export, convert. Without "
                                     "--model, predict / val / serve use the shipped default model: PP-LiteSeg-T for "
                                     "CamVid street scenes (11 classes: sky, building, road, car, pedestrian, ...), "
                                     "480x360; `liteseg info` lists the others.")
-    parser.add_argument("--version", action="version", version=f"liteseg {_version()}")
+    parser.add_argument("--version", action="version", version=f"liteseg {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
