@@ -91,7 +91,7 @@ def test_nhwc_export_reports_its_input_as_the_graph_takes_it():
 
 def test_convert_to_onnx_says_wrote_once(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    assert main(["convert", "camvid", "-o", str(tmp_path / "m.onnx")]) == 0
+    assert main(["convert", "camvid", "-o", str(tmp_path / "m.onnx"), "--input-shape", "1,3,64,96"]) == 0
     assert capsys.readouterr().out.count("wrote") == 1
 
 

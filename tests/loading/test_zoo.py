@@ -127,7 +127,7 @@ def test_create_model_pretrained_loads_weights_by_timm_name(fixture_dir, home, m
     from liteseg.formats.pdparams import read_pdparams
 
     shipped = load_native(zoo.DEFAULT_WEIGHTS)[0]["seg_heads.0.conv_out.weight"]
-    for name in ("pp_liteseg_t.camvid", "camvid", "pp_liteseg_t"):  # weight name, alias, bare architecture
+    for name in ("pp_liteseg_t.camvid", "pp_liteseg_t"):  # the weight name, a bare architecture (its default)
         model = liteseg.create_model(name, pretrained=True)
         assert model.training and torch.equal(model.seg_heads[0].conv_out.weight.detach(), shipped), name
     published = liteseg.list_models(pretrained=True)
