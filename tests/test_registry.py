@@ -11,8 +11,6 @@ import torch
 from liteseg.errors import LitesegError
 from liteseg.registry import Registry
 
-from .conftest import randomize_
-
 FLOAT64_BACKEND = '''
 import copy
 
@@ -65,10 +63,9 @@ def test_lazy_entries_aliases_suggestions_and_install_hints():
         reg.add("to_json", len)
 
 
-def test_a_new_backend_is_its_module_plus_one_line(tmp_path, monkeypatch):
+def test_a_new_backend_is_its_module_plus_one_line(tmp_path, monkeypatch, fixture_model):
     from liteseg.cli.options import resolve_backend
     from liteseg.inference import backends
-    from liteseg.loading import create_model
 
     (tmp_path / "liteseg_f64_backend.py").write_text(FLOAT64_BACKEND)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -77,7 +74,7 @@ def test_a_new_backend_is_its_module_plus_one_line(tmp_path, monkeypatch):
     backends.BACKENDS.add("torch-f64", "liteseg_f64_backend:factory")  # the one line
 
     assert "torch-f64" in backends.available_backends() and resolve_backend(None, "torch-f64") == "torch-f64"
-    model = randomize_(create_model("pp_liteseg_t", num_classes=4)).eval()
+    model = fixture_model  # PaddleSeg's export of T with random weights (the backend works on a copy)
     images = np.random.default_rng(0).integers(0, 256, (1, 64, 96, 3), dtype=np.uint8)
     labels = backends.create_backend(model, "torch-f64").predict(images)
     with torch.no_grad():  # the reference: the float32 model's own argmax of each image
