@@ -7,6 +7,7 @@ import pytest
 
 from liteseg.inference import backends
 from liteseg.errors import LitesegError
+from liteseg.registry import Registry
 
 from .conftest import _require, require_module
 
@@ -30,7 +31,9 @@ def test_our_own_modules_are_never_optional():
 def fake_backend(tmp_path, monkeypatch):
     """Register lazy backend 'fake' whose module file the test writes; returns a writer."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(backends._LAZY_BACKENDS, "fake", ("liteseg_fake_backend", "liteseg_fake_runtime", "fake"))
+    only_fake = Registry("backend")
+    only_fake.add("fake", "liteseg_fake_backend:factory", package="liteseg_fake_runtime", extra="fake")
+    monkeypatch.setattr(backends, "BACKENDS", only_fake)
 
     def write(source: str) -> None:
         (tmp_path / "liteseg_fake_backend.py").write_text(source)

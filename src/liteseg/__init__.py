@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ArchitectureError, DatasetError, FormatError, LitesegError, UnsafePickleError
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject reads it, --version and reports print it
 
 _LAZY = {
     "create_model": "liteseg.loading", "load": "liteseg.loading", "LoadedModel": "liteseg.loading",
     "LoadReport": "liteseg.loading", "Segmenter": "liteseg.inference.segmenter",
-    "SegResult": "liteseg.inference.segmenter", "ModelMeta": "liteseg.meta", "list_models": "liteseg.models",
+    "SegResult": "liteseg.inference.segmenter", "ModelMeta": "liteseg.meta", "list_models": "liteseg.loading",
     "get_weights": "liteseg.loading.zoo", "list_weights": "liteseg.loading.zoo",
 }
 
@@ -27,10 +27,9 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .inference.segmenter import SegResult, Segmenter
-    from .loading import LoadedModel, LoadReport, create_model, load
+    from .loading import LoadedModel, LoadReport, create_model, list_models, load
     from .loading.zoo import get_weights, list_weights
     from .meta import ModelMeta
-    from .models import list_models
 
 
 def __getattr__(name: str) -> Any:

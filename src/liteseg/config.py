@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import LitesegError
+from .registry import close_names, did_you_mean
 
 
 class ConfigError(LitesegError):
@@ -95,11 +96,15 @@ class SchedulerConfig:
     horizon: str = "total"  # "total" (PaddleSeg 2.5) or "after_warmup" (PaddleSeg 2.8)
 
 
+# the names of liteseg.training.losses.LOSSES (tests/training/test_losses.py checks that they agree)
+LOSS_TYPES = ("ohem", "ce")
+
+
 @dataclass
 class LossConfig:
     """One loss per output (main, 1/16 aux, 1/32 aux), summed with ``coefs``."""
 
-    type: str = "ohem"  # "ohem" or "ce"
+    type: str = "ohem"  # one of LOSS_TYPES
     thresh: float = 0.7
     min_kept: int = 130000  # per process, like PaddleSeg (per GPU)
     coefs: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # ignore index: the dataset's
@@ -167,9 +172,8 @@ class Config:
             (t.num_threads >= 0, "train.num_threads", f"must be >= 0, got {t.num_threads}"),
             (t.accum_steps > 0, "train.accum_steps", f"must be > 0, got {t.accum_steps}"),
             (0.0 <= t.ema_decay < 1.0, "train.ema_decay", f"must be in [0, 1), got {t.ema_decay}"),
-            (t.amp in ("off", "bf16", "fp16"), "train.amp", f"must be off, bf16 or fp16, got {t.amp!r}"),
-            (t.dist_backend in ("auto", "nccl", "gloo"), "train.dist_backend",
-             f"must be auto, nccl or gloo, got {t.dist_backend!r}"),
+            _choice("train.amp", t.amp, ("off", "bf16", "fp16")),
+            _choice("train.dist_backend", t.dist_backend, ("auto", "nccl", "gloo")),
             (len(a.crop_size) == 2 and min(a.crop_size) > 0, "augment.crop_size",
              f"must be [width, height] with positive values, got {a.crop_size}"),
             (0 < a.min_scale_factor <= a.max_scale_factor, "augment.min_scale_factor",
@@ -178,11 +182,10 @@ class Config:
             (len(a.mean) == 3 and len(a.std) == 3 and min(a.std) > 0, "augment.mean/std",
              f"need 3 values each (std > 0), got {a.mean} / {a.std}"),
             (self.optimizer.lr > 0, "optimizer.lr", f"must be > 0, got {self.optimizer.lr}"),
-            (self.scheduler.horizon in ("total", "after_warmup"), "scheduler.horizon",
-             f"must be total or after_warmup, got {self.scheduler.horizon!r}"),
+            _choice("scheduler.horizon", self.scheduler.horizon, ("total", "after_warmup")),
             (0 <= self.scheduler.warmup_iters <= t.iters, "scheduler.warmup_iters",
              f"must be >= 0 and <= train.iters ({t.iters}), got {self.scheduler.warmup_iters}"),
-            (self.loss.type in ("ohem", "ce"), "loss.type", f"must be ohem or ce, got {self.loss.type!r}"),
+            _choice("loss.type", self.loss.type, LOSS_TYPES),
             (len(self.loss.coefs) > 0, "loss.coefs", "needs one coefficient per model output"),
             (0 < self.loss.thresh <= 1, "loss.thresh", f"must be in (0, 1], got {self.loss.thresh}"),
             (self.loss.class_weights in (None, "auto") or (isinstance(self.loss.class_weights, list)
@@ -199,6 +202,21 @@ class Config:
             if not ok:
                 raise ConfigError(f"{key} {message}")
         return self
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> tuple[bool, str, str]:
+    """A :meth:`Config.validate` check that ``value`` is one of ``choices`` (else a suggestion)."""
+    close = close_names(value, choices)
+    return value in choices, key, (f"must be {', '.join(choices[:-1])} or {choices[-1]}, got {value!r}"
+                                   + (f"; did you mean {close[0]!r}?" if close else ""))
+
+
+def _key_hint(section: str, key: str, keys: list[str]) -> str:
+    """For an unknown ``section.key``: the same key in another section, else the close keys of ``section``."""
+    close = [k for k in valid_keys() if k.endswith(f".{key}")] or [f"{section}.{k}" for k in close_names(key, keys)]
+    if close:
+        return f"did you mean {' or '.join(map(repr, close))}?"
+    return f"valid keys in {section}: {', '.join(keys)}"
 
 
 def _section_keys(cls: type) -> list[str]:
@@ -266,7 +284,7 @@ def _apply(config: Config, data: dict[str, Any], where: str) -> None:
     sections = _section_keys(Config)
     for section, values in data.items():
         if section not in sections:
-            raise ConfigError(f"{where}: unknown section {section!r}; valid sections: {', '.join(sections)}")
+            raise ConfigError(f"{where}: unknown section {section!r}; {did_you_mean(section, sections)}")
         if values is None:
             continue
         if not isinstance(values, dict):
@@ -275,8 +293,7 @@ def _apply(config: Config, data: dict[str, Any], where: str) -> None:
         hints = typing.get_type_hints(type(target))
         for key, value in values.items():
             if key not in hints:
-                raise ConfigError(f"{where}: unknown key {section}.{key}; valid keys in {section}: "
-                                  f"{', '.join(hints)}")
+                raise ConfigError(f"{where}: unknown key {section}.{key}; {_key_hint(section, key, list(hints))}")
             setattr(target, key, _coerce(value, hints[key], f"{section}.{key}", where))
 
 

@@ -108,5 +108,37 @@ def test_quantize_without_onnxruntime_names_a_real_extra(inputs, tmp_path, monke
 
 
 def test_version(capsys):
+    import tomllib
+
+    import liteseg
+
     assert main(["--version"]) == 0
-    assert capsys.readouterr().out.startswith("liteseg ")
+    assert capsys.readouterr().out.strip() == f"liteseg {liteseg.__version__}"
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and project["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "liteseg.__version__"}  # one source: the package's __version__
+
+
+def test_unknown_names_and_values_get_a_suggestion(inputs, tmp_path, monkeypatch, capsys):
+    """Each command's checks, and argparse's choices, name the close valid value (difflib), not only the list."""
+    monkeypatch.chdir(tmp_path)
+    img, weights = str(inputs / "images"), str(inputs / "weights.pdparams")
+    cases = [
+        (["predcit", img], "did you mean 'predict'?"),
+        (["predict", img, "--backend", "onnxruntim"], "did you mean 'onnxruntime'?"),
+        (["predict", img, "--model", "pp_liteseg_t.camvd"], "did you mean 'pp_liteseg_t.camvid'"),
+        (["val", "--data", "camvd:/x", "--model", weights], "did you mean 'camvid'?"),
+        (["export", "pp_liteseg_t", "-o", "m.onnx", "--format", "tflit"], "did you mean 'tflite'?"),
+        (["convert", weights, "-o", "m.onx"], "did you mean '.onnx'?"),
+        (["benchmark", "--model", "camvid", "--backend", "torch-op"], "did you mean 'torch-opt'"),
+        (["train", "data.train=camvid:/x", "train.iterz=3"], "did you mean 'train.iters'?"),
+        (["train", "data.train=camvid:/x", "loss.type=ohme"], "did you mean 'ohem'?"),
+        (["data", "check", "camvid:/x", "--class-names", "a,b"], "--class-names applies to list:/folders: datasets"),
+    ]
+    for argv, expected in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert expected in err and len(err.strip().splitlines()) == 1, (argv, err)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(Exception, match="N,3,H,W"):  # one shape rule: 4 channels are not an RGB input
+        options.fixed_shape("1,4,64,64")

@@ -7,7 +7,8 @@ import torch
 
 from liteseg.inference.backends import create_backend
 from liteseg.errors import LitesegError
-from liteseg.export.onnx import ExportError, default_opset, export_onnx, ort_session, parse_shape
+from liteseg.export.onnx import ExportError, default_opset, export_onnx, ort_session
+from liteseg.utils.shapes import parse_shape
 
 from ..conftest import load_benchmark, require_module
 
@@ -152,7 +153,11 @@ def test_existing_file_and_bad_arguments_are_refused(tmp_path, fixture_model):
         export_onnx(fixture_model, path)
     assert path.read_bytes() == b"keep"
     with pytest.raises(ExportError, match="N,3,H,W"):
-        parse_shape("1,512,512")
+        export_onnx(fixture_model, tmp_path / "n.onnx", input_shape="1,512,512")
+    for bad in ("1,512,512", "1,4,64,64", "1,3,-1,64", "1,3,0,64"):  # one rule: 4 dims, RGB, fixed sizes > 0
+        with pytest.raises(LitesegError, match="N,3,H,W"):
+            parse_shape(bad)
+    assert parse_shape("1x3x-1x64", dynamic=True) == [1, 3, -1, 64] and parse_shape((2, 3, 8, 8)) == [2, 3, 8, 8]
     with pytest.raises(LitesegError, match="unknown output"):
         export_onnx(fixture_model, tmp_path / "n.onnx", output="scores")
     with pytest.raises(ExportError, match="opset 9"):

@@ -18,10 +18,10 @@ def test_parse_profile():
 
 @pytest.mark.parametrize("text,message", [
     ("1x3x256x256:1x3x512x1024", "MIN:OPT:MAX"),
-    ("1x3x256:1x3x512x1024:1x3x1024x2048", "N x 3 x H x W"),
-    ("1x1x256x256:1x1x512x1024:1x1x1024x2048", "N x 3 x H x W"),
+    ("1x3x256:1x3x512x1024:1x3x1024x2048", "N,3,H,W"),
+    ("1x1x256x256:1x1x512x1024:1x1x1024x2048", "N,3,H,W"),
     ("1x3x0x256:1x3x512x1024:1x3x1024x2048", "positive"),
-    ("1x3xAx256:1x3x512x1024:1x3x1024x2048", "N x 3 x H x W"),
+    ("1x3xAx256:1x3x512x1024:1x3x1024x2048", "N,3,H,W"),
     ("1x3x512x256:1x3x256x1024:1x3x1024x2048", "H must satisfy min <= opt <= max"),
     ("2x3x256x256:1x3x512x1024:1x3x1024x2048", "N must satisfy"),
 ])

@@ -30,7 +30,7 @@ def test_python_name_errors_suggest_the_close_name():
         liteseg.create_model("pp_liteseg_t", weights="pp_liteseg_t.camvd")
     with pytest.raises(ValueError, match=r"did you mean 'pp_liteseg_t'"):
         liteseg.create_model("pp_liteseg_tt")
-    with pytest.raises(ValueError, match=r"create_model\('pp_liteseg_t', weights='pp_liteseg_t.camvid'\)"):
+    with pytest.raises(ValueError, match=r"create_model\('pp_liteseg_t.camvid', pretrained=True\)"):
         liteseg.create_model("pp_liteseg_t.camvid")
 
 

@@ -16,8 +16,8 @@ def test_table_has_every_published_pp_liteseg_weight_named_per_architecture():
     assert {f"pp_liteseg_{v}.cityscapes_1024x512_scale{s}" for v in "tb" for s in ("0.5", "0.75", "1.0")} <= set(names)
     assert {"pp_liteseg_t.camvid_960x720", "pp_liteseg_b.camvid_960x720", "pp_liteseg_t.camvid",
             "pp_liteseg_b.cityscapes_1024x512_scale1.0_fastdeploy"} <= set(names)
-    assert all(name.split(".")[0] == zoo.WEIGHTS[name].arch for name in names)
-    b = zoo.WEIGHTS["pp_liteseg_b.cityscapes_1024x512_scale1.0"]
+    assert all(name.split(".")[0] == zoo.WEIGHTS.get(name).arch for name in names)
+    b = zoo.WEIGHTS.get("pp_liteseg_b.cityscapes_1024x512_scale1.0")
     assert b.url == ("https://paddleseg.bj.bcebos.com/dygraph/cityscapes/"
                      "pp_liteseg_stdc2_cityscapes_1024x512_scale1.0_160k/model.pdparams")
     assert b.metrics["miou"] == 79.04 and b.num_classes == 19 and "non-commercial" in b.license
@@ -32,7 +32,7 @@ def test_table_has_every_published_pp_liteseg_weight_named_per_architecture():
     ("fastdeploy_b_cityscapes", "pp_liteseg_b.cityscapes_1024x512_scale1.0_fastdeploy"),
     ("camvid", "pp_liteseg_t.camvid")])
 def test_old_names_are_aliases(alias, name):
-    assert zoo.canonical_name(alias) == name and zoo.record(alias) is zoo.WEIGHTS[name]
+    assert zoo.canonical_name(alias) == name and zoo.record(alias) is zoo.WEIGHTS.get(name)
     assert alias not in liteseg.list_weights()
 
 
@@ -118,3 +118,37 @@ def test_shipped_name_resolves_to_the_package_file(tmp_path, monkeypatch, fixtur
     assert "pp_liteseg_t.camvid" in liteseg.list_weights()
     model = liteseg.create_model("pp_liteseg_t", weights="camvid")
     assert torch.equal(model.seg_heads[0].conv_out.weight, source.model.seg_heads[0].conv_out.weight)
+
+
+def test_create_model_pretrained_loads_weights_by_timm_name(fixture_dir, home, monkeypatch):
+    from urllib.error import URLError
+
+    from liteseg.formats.native import load_native
+    from liteseg.formats.pdparams import read_pdparams
+
+    shipped = load_native(zoo.DEFAULT_WEIGHTS)[0]["seg_heads.0.conv_out.weight"]
+    for name in ("pp_liteseg_t.camvid", "pp_liteseg_t"):  # the weight name, a bare architecture (its default)
+        model = liteseg.create_model(name, pretrained=True)
+        assert model.training and torch.equal(model.seg_heads[0].conv_out.weight.detach(), shipped), name
+    published = liteseg.list_models(pretrained=True)
+    assert {"pp_liteseg_t.camvid", "pp_liteseg_b.cityscapes_1024x512_scale1.0"} <= set(published)
+    assert liteseg.list_models("pp_liteseg_b.*", pretrained=True) == [n for n in published if n[11] == "b"]
+    assert liteseg.list_models() == ["pp_liteseg_b", "pp_liteseg_t"]
+
+    placed = home / "weights" / "pp_liteseg_t.camvid_960x720.pdparams"  # a published file put where it belongs
+    placed.parent.mkdir(parents=True)
+    placed.write_bytes((fixture_dir / "weights.pdparams").read_bytes())
+    model = liteseg.create_model("pp_liteseg_t.camvid_960x720", pretrained=True)
+    raw = read_pdparams(placed)["seg_heads.0.conv_out.weight"]
+    assert torch.equal(model.seg_heads[0].conv_out.weight.detach(), torch.from_numpy(raw))
+
+    def offline(url, *args, **kwargs):
+        raise URLError("no network")
+
+    monkeypatch.setattr("torch.hub.download_url_to_file", offline)
+    with pytest.raises(LitesegError, match=r"put it at \S*home/weights/pp_liteseg_b.camvid_960x720.pdparams"):
+        liteseg.create_model("pp_liteseg_b.camvid_960x720", pretrained=True)
+    with pytest.raises(LitesegError, match=r"did you mean 'pp_liteseg_t.camvid'"):
+        liteseg.create_model("pp_liteseg_t.camvd", pretrained=True)
+    with pytest.raises(ValueError, match="not both"):
+        liteseg.create_model("pp_liteseg_t", pretrained=True, weights="camvid")

@@ -118,3 +118,18 @@ def test_class_weights_are_checked():
         CrossEntropyLoss(255, [1.0, 0.0])
     with pytest.raises(ValueError, match="2 class weights for a model with 3 classes"):
         OhemCrossEntropyLoss(0.7, 1, 255, [1.0, 2.0])(torch.randn(1, 3, 2, 2), torch.zeros(1, 2, 2, dtype=torch.long))
+
+
+def test_loss_registry_builds_the_configured_loss_against_hand_computed_values():
+    from liteseg.config import LOSS_TYPES, LossConfig
+    from liteseg.errors import LitesegError
+    from liteseg.training.losses import LOSSES, build_loss
+
+    assert tuple(LOSSES) == LOSS_TYPES  # the names configs are validated against
+    logits, label = _case()
+    ohem = build_loss(LossConfig(type="ohem", thresh=0.5, min_kept=2), ignore_index=255)
+    assert float(ohem(logits, label).detach()) == pytest.approx(_expected([0.3]), rel=1e-5)
+    ce = build_loss(LossConfig(type="ce"), ignore_index=255)
+    assert float(ce(logits, label).detach()) == pytest.approx(_expected([0.9, 0.6, 0.3]), rel=1e-5)
+    with pytest.raises(LitesegError, match="unknown loss 'ohme'; did you mean 'ohem'"):
+        build_loss(LossConfig(type="ohme"))

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from ..errors import LitesegError
+from ..registry import did_you_mean
+from ..utils.shapes import parse_shape
 from . import options
 
 
@@ -35,7 +37,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--eval-list", type=Path, help="labelled list file ('image label' per line) for mIoU")
     g.add_argument("--num-eval", type=options.positive_int, help="use only the first N labelled images")
     g.add_argument("--workdir", type=Path, help="where the exports go (default: a temporary folder)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """benchmark's checks: the model exists, the backends are known, matplotlib is there for --plot."""
+    from ..utils.plots import require_matplotlib
+
+    if args.model:
+        options.check_model(args.model)
+    if args.backend and args.backend != "all":
+        _backends(args.backend, str(args.model or ""))
+    if args.plot:
+        require_matplotlib("--plot")  # before the run, not after it
 
 
 TORCH_BACKENDS = ("torch", "torch-opt", "torch-compile")
@@ -54,9 +68,9 @@ def _backends(text: str | None, model: str) -> list[str]:
         names = [b for b in BENCH_BACKENDS if b in have]
         return [b for b in names if b not in TORCH_BACKENDS] if graph else names
     names = [b.strip() for b in text.split(",") if b.strip()]
-    unknown = [b for b in names if b not in BENCH_BACKENDS]
-    if unknown:
-        raise LitesegError(f"--backend: unknown {unknown}; choose from {', '.join(BENCH_BACKENDS)} or all")
+    for name in names:
+        if name not in BENCH_BACKENDS:
+            raise LitesegError(f"--backend: unknown backend {name!r}; {did_you_mean(name, [*BENCH_BACKENDS, 'all'])}")
     if graph and set(names) & set(TORCH_BACKENDS):
         raise LitesegError(f"{model}: an ONNX graph runs in onnxruntime or openvino, not in "
                            f"{', '.join(b for b in names if b in TORCH_BACKENDS)}; benchmark the weights it was "
@@ -69,14 +83,13 @@ def run_formats(args: argparse.Namespace) -> int:
     import tempfile
 
     from ..evaluation.formats import benchmark_formats, formats_table, parse_formats
-    from ..export.onnx import parse_shape
     from ..quantize import list_images, list_labelled
     from ..utils.io import atomic_write_bytes
 
     formats = parse_formats(args.formats)
     if any(p == "int8" for _, p in formats) and not args.calib:
         raise LitesegError("--formats with int8 precisions needs --calib IMAGES (e.g. camvid/train.txt)")
-    shapes = [parse_shape(s) for s in (args.shape or ["1,3,360,480", "1,3,512,1024"])]
+    shapes = [parse_shape(s, what="--shape") for s in (args.shape or ["1,3,360,480", "1,3,512,1024"])]
     calibration = list_images(args.calib, args.num_calib) if args.calib else []
     labelled = list_labelled(args.eval_list, args.num_eval) if args.eval_list else []
     threads = args.threads or 2
@@ -103,18 +116,13 @@ def run(args: argparse.Namespace) -> int:
         return run_formats(args)
 
     from ..evaluation.benchmark import make_backend, model_stats, plot_results, results_table, run_benchmark, to_json
-    from ..export.onnx import parse_shape
     from ..inference.backends import GRAPH_SUFFIXES
     from ..utils.io import atomic_write_bytes
-    from ..utils.plots import require_matplotlib
-
-    if args.plot:
-        require_matplotlib("--plot")  # before the run, not after it
     if args.model is None:
         from ..loading.zoo import default_model
 
         args.model = default_model()
-    shapes = [parse_shape(s) for s in (args.shape or ["1,3,512,1024"])]
+    shapes = [parse_shape(s, what="--shape") for s in (args.shape or ["1,3,512,1024"])]
     names = _backends(args.backend, str(args.model))
     onnx_source = str(args.model).lower().endswith(GRAPH_SUFFIXES)
     stats = {} if onnx_source else model_stats(args.model, shapes[0])

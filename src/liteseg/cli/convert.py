@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..errors import LitesegError
 from . import options
 
 
@@ -21,14 +22,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output-kind", choices=["logits", "probs", "labels"],
                    help="ONNX only: the graph's output (default: the source's; labels for an argmax package)")
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """convert's checks: a known output format (before anything is loaded), ONNX-only options, no overwrite."""
+    from ..export.convert import writer_for
+
+    writer_for(args.output)
+    if args.output.suffix.lower() != ".onnx":
+        given = [o for o, v in (("--input-shape", args.input_shape), ("--output-kind", args.output_kind)) if v]
+        if given:
+            raise LitesegError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to .onnx outputs "
+                               f"only, not {args.output.name}")
+    if not args.force:
+        options.check_overwrite(args.output)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..export.convert import OUTPUT_OF_OP, convert, writer_for
+    from ..export.convert import OUTPUT_OF_OP, convert
     from ..loading import load
 
-    writer_for(args.output)  # an unknown format fails before anything is loaded
     loaded = load(args.source)
     print(f"loaded {args.source}: {loaded.meta.arch}, {loaded.meta.num_classes} classes "
           f"({loaded.report.summary()}) in {loaded.load_seconds:.2f} s")

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from ..data import build_dataset
+    from ..data import CLASS_OPTIONS, build_dataset, class_options, has_custom_classes
     from ..data.check import ALLOWABLE, scan_dataset
     from ..training.data_plots import label_chart, sample_sheet
     from ..utils.io import atomic_write_bytes
@@ -67,13 +67,10 @@ def run_check(args: argparse.Namespace) -> int:
         raise LitesegError(f"--allow takes {', '.join(ALLOWABLE)}, not {sorted(set(allow) - set(ALLOWABLE))}")
     if args.output is not None and args.output.exists() and any(args.output.iterdir()) and not args.exist_ok:
         raise LitesegError(f"{args.output} is not empty; choose a new folder or pass --exist-ok")
-    kind = args.data.partition(":")[0].lower()
-    extra: dict = {}
-    if kind in ("list", "folders"):
-        extra = {"class_names": args.class_names, "num_classes": args.num_classes, "label_map": args.label_map,
-                 "ignore_index": args.ignore_index}
-    elif args.class_names or args.num_classes or args.label_map:
-        raise LitesegError(f"--class-names, --num-classes and --label-map apply to list:/folders: datasets, not {kind}")
+    extra = class_options(args.data, {k: getattr(args, k, None) for k in CLASS_OPTIONS},
+                          lambda k: f"--{k.replace('_', '-')}")
+    if has_custom_classes(args.data):
+        extra["ignore_index"] = args.ignore_index
     dataset = build_dataset(args.data, args.split, **extra)
     report = scan_dataset(dataset, progress=True)
     print(report.format())

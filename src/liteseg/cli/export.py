@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LitesegError
+from ..export.edge_formats import EDGE_FORMATS
 from . import options
 
-EDGE_FORMATS = ("executorch", "tflite", "ncnn")
 _ONNX_ONLY = {"output": "logits", "labels_dtype": "int64", "output_size": "input", "include_preprocess": False,
               "input_layout": "nchw", "opset": None, "fp16": False, "simplify": False, "trt_profile": None,
               "trt_engine": None}
@@ -57,7 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trt-engine", type=Path, help="also build a TensorRT engine here (needs tensorrt + a GPU)")
     p.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """export's checks before any loading: no overwrite of the output or the TensorRT engine."""
+    if not args.force:
+        options.check_overwrite(args.output_file, args.trt_engine)
 
 
 def resolve_source(model: str, weights: str | None, num_classes: int | None) -> Any:

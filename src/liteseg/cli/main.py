@@ -5,21 +5,14 @@ import argparse
 import importlib
 import logging
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
+from .. import __version__
 from ..errors import LitesegError
 from ..utils.io import remove_temps_on_sigterm
-from .options import OneLineParser, print_error, validate
+from .options import OneLineParser, print_error
 
 # Each module registers one sub-command; order = order in ``liteseg --help``.
 COMMANDS = ["predict", "val", "train", "data", "convert", "export", "quantize", "benchmark", "serve", "info"]
-
-
-def _version() -> str:
-    try:
-        return version("liteseg")
-    except PackageNotFoundError:  # run from a source tree that was never installed
-        return "unknown (not installed)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "--model, predict / val / serve use the shipped default model: PP-LiteSeg-T for "
                                     "CamVid street scenes (11 classes: sky, building, road, car, pedestrian, ...), "
                                     "480x360; `liteseg info` lists the others.")
-    parser.add_argument("--version", action="version", version=f"liteseg {_version()}")
+    parser.add_argument("--version", action="version", version=f"liteseg {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
@@ -45,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     remove_temps_on_sigterm()
     try:
-        validate(args)  # every option, before any work starts
+        if hasattr(args, "check"):  # the command's own checks, before any work starts
+            args.check(args)
         return int(args.func(args) or 0)
     except (LitesegError, OSError) as e:  # OSError: unwritable output folder, full disk, ...
         if args.verbose:

@@ -1,8 +1,10 @@
 """Every command's options are checked here, before any work starts (so a bad value never leaves files behind).
 
-Two layers: argparse ``type=`` validators for single values (ranges, formats), and :func:`validate`, run by
-``main`` on the parsed arguments of every command, for what depends on several options or on the machine
-(devices, backends, ports, checkpoints, optional packages). Both report one ``error: ...`` line, exit code 2.
+Two layers: argparse ``type=`` validators for single values (ranges, formats), and the checks each command
+owns in its ``check(args)`` (registered with ``set_defaults(check=...)``, run by ``main`` before the command),
+built from the helpers here, for what depends on several options or on the machine (devices, backends, ports,
+checkpoints, optional packages). Both report one ``error: ...`` line, exit code 2; unknown names and choices
+get a ``did you mean ...?``.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn
 
 from ..errors import LitesegError, install_hint
+from ..registry import did_you_mean
+from ..utils.shapes import parse_shape
 
 ERROR_PREFIX = "error: "
 
@@ -24,6 +28,12 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{ERROR_PREFIX}{self.prog}: {message} (see '{self.prog} --help')\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """A value outside ``choices`` (a sub-command, ``--format``, ...) gets the close ones suggested."""
+        if action.choices is not None and value not in action.choices:
+            choices = [str(c) for c in action.choices]
+            raise argparse.ArgumentError(action, f"invalid choice {value!r}; {did_you_mean(str(value), choices)}")
 
 
 # -- single values (argparse type=) -------------------------------------------------------------------------------
@@ -83,14 +93,13 @@ def port(text: str) -> int:
 
 def input_shape(text: str) -> str:
     """Type: an input shape ``N,3,H,W`` (or ``NxCxHxW``; -1 keeps a dimension dynamic), kept as text."""
-    try:
-        dims = [int(v) for v in text.replace("x", ",").split(",")]
-    except ValueError:
-        dims = []
-    if len(dims) != 4 or dims[1] != 3 or any(d == 0 or d < -1 for d in dims):
-        raise argparse.ArgumentTypeError(f"expected N,3,H,W with positive sizes (or -1 for dynamic), e.g. "
-                                         f"1,3,512,512, got {text!r}")
+    parse_shape(text, dynamic=True, error=argparse.ArgumentTypeError)
     return text
+
+
+def fixed_shape(text: str) -> list[int]:
+    """Type: a fixed input shape ``N,3,H,W`` (or ``NxCxHxW``), parsed."""
+    return parse_shape(text, error=argparse.ArgumentTypeError)
 
 
 def slide(text: str, option: str = "--slide") -> Any:
@@ -119,40 +128,28 @@ def imgsz(text: str) -> str:
     return text
 
 
-# -- what depends on several options or on the machine ------------------------------------------------------------
-def validate(args: argparse.Namespace) -> None:
-    """Check the parsed arguments of any command; raises LitesegError. Fills ``args.backend`` when it is None."""
-    if args.command in ("predict", "val", "serve", "benchmark") and args.model:
+# -- what depends on several options or on the machine: each command's ``check(args)`` composes these ---------
+def check_inference(args: argparse.Namespace) -> None:
+    """predict, val, serve: the model exists, ``--backend`` is known (filled in when None: the one the model file
+    needs), ``--device``/``--half`` go with the torch backend only, and the device exists here."""
+    if args.model:
         check_model(args.model)
-    if hasattr(args, "backend") and args.command != "benchmark":
-        args.backend = resolve_backend(getattr(args, "model", None), args.backend)
-        if args.backend != "torch":
-            given = [f"--{o}" for o in ("device", "half") if getattr(args, o, None)]
-            if given:
-                verb = "apply" if len(given) > 1 else "applies"
-                raise LitesegError(f"{' and '.join(given)} {verb} to the torch backend only, not to --backend "
-                                   f"{args.backend} (it runs on the CPU in float32); drop {' '.join(given)}")
-    if getattr(args, "device", None):
-        check_device(args.device)
-    if args.command == "serve":
-        require_modules(("fastapi", "serve"), ("uvicorn", "serve"), ("python_multipart", "serve"),
-                        ("prometheus_client", "serve"), what="liteseg serve")
-        check_port_free(args.host, args.port)
-    if getattr(args, "force", None) is False:  # convert, export, quantize: the CLI's spelling of overwrite=True
-        for path in (getattr(args, name, None) for name in ("output", "output_file", "trt_engine")):
-            if isinstance(path, Path) and path.exists():
-                raise LitesegError(f"{path}: already exists; pass --force to overwrite it")
-    if args.command == "convert" and args.output.suffix.lower() != ".onnx":
-        given = [o for o, v in (("--input-shape", args.input_shape), ("--output-kind", args.output_kind)) if v]
+    args.backend = resolve_backend(args.model, args.backend)
+    if args.backend != "torch":
+        given = [f"--{o}" for o in ("device", "half") if getattr(args, o, None)]
         if given:
-            raise LitesegError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to .onnx outputs "
-                               f"only, not {args.output.name}")
-    if args.command == "quantize":
-        require_modules(("onnx", "onnx"), ("onnxruntime", "onnx"), what="liteseg quantize")
-    if args.command == "train" and args.resume and args.resume != "auto":
-        from ..training.checkpoint import load_checkpoint
+            verb = "apply" if len(given) > 1 else "applies"
+            raise LitesegError(f"{' and '.join(given)} {verb} to the torch backend only, not to --backend "
+                               f"{args.backend} (it runs on the CPU in float32); drop {' '.join(given)}")
+    if args.device:
+        check_device(args.device)
 
-        load_checkpoint(args.resume)  # a clear error now, not after the datasets were read
+
+def check_overwrite(*paths: Path | None) -> None:
+    """convert, export, quantize without ``--force``: none of ``paths`` exists yet."""
+    for path in paths:
+        if path is not None and path.exists():
+            raise LitesegError(f"{path}: already exists; pass --force to overwrite it")
 
 
 def check_model(model: str) -> None:
@@ -172,7 +169,7 @@ def resolve_backend(model: Any, backend: str | None) -> str:
     if backend is None:
         return backend_for(model)
     if backend not in known_backends():
-        raise LitesegError(f"--backend: unknown backend {backend!r}; choose one of {', '.join(known_backends())}")
+        raise LitesegError(f"--backend: unknown backend {backend!r}; {did_you_mean(backend, known_backends())}")
     return backend
 
 

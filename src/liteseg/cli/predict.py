@@ -69,7 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="largest aspect ratio (long side / short side), else skipped (default 20)")
     p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU where the backend supports it")
     ray_engine.add_options(p, resume=True)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=options.check_inference)
 
 
 def run(args: argparse.Namespace) -> int:

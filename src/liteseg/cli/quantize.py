@@ -8,16 +8,6 @@ from ..errors import LitesegError
 from . import options
 
 
-def _shape(text: str) -> list[int]:
-    try:
-        shape = [int(v) for v in text.replace("x", ",").split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected N,3,H,W such as 1,3,512,1024") from None
-    if len(shape) != 4 or min(shape) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected N,3,H,W such as 1,3,512,1024")
-    return shape
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("quantize", help="INT8-quantize an exported ONNX model for ONNX Runtime",
                        description="Static INT8 quantization (QDQ, per-channel weights, MinMax calibration on "
@@ -30,13 +20,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-list", type=Path,
                    help="labelled list file ('image label' per line, e.g. camvid/val.txt) for the accuracy report")
     p.add_argument("--num-eval", type=options.positive_int, help="use only the first N labelled images")
-    p.add_argument("--bench-shape", type=_shape, help="time FP32 vs INT8 at N,3,H,W (e.g. 1,3,512,1024)")
+    p.add_argument("--bench-shape", type=options.fixed_shape, help="time FP32 vs INT8 at N,3,H,W (e.g. 1,3,512,1024)")
     p.add_argument("--runs", type=options.positive_int, default=10, help="timed runs (after 3 warm-up runs)")
     p.add_argument("--threads", type=options.threads, default=2, help="ONNX Runtime intra-op threads for the report")
     p.add_argument("--quantize-final-resize", action="store_true",
                    help="also quantize the final full-resolution Resize (kept in float by default)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """quantize's checks: the onnx extra installed, no overwrite."""
+    options.require_modules(("onnx", "onnx"), ("onnxruntime", "onnx"), what="liteseg quantize")
+    if not args.force:
+        options.check_overwrite(args.output_file)
 
 
 def run(args: argparse.Namespace) -> int:

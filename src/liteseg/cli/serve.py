@@ -58,7 +58,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="KiB/s an upload must keep up after its first 10 s, else 408 (default 16)")
     p.add_argument("--shutdown-timeout", type=options.float_range(0.0), default=30.0,
                    help="seconds in-flight requests get to finish on Ctrl+C / SIGTERM (default 30)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """serve's checks: the inference options, the serve extra installed, the port free."""
+    options.check_inference(args)
+    options.require_modules(("fastapi", "serve"), ("uvicorn", "serve"), ("python_multipart", "serve"),
+                            ("prometheus_client", "serve"), what="liteseg serve")
+    options.check_port_free(args.host, args.port)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -24,7 +24,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="continue from a checkpoint, or 'auto' for the newest one in train.output_dir, with the "
                         "run's saved config (-c only locates the run); KEY=VALUE changes may follow and are logged")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
-    p.set_defaults(func=run, resume=None, resume_overrides=[])
+    p.set_defaults(func=run, check=check, resume=None, resume_overrides=[])
+
+
+def check(args: argparse.Namespace) -> None:
+    """train's checks: ``--resume PATH`` is a trainer checkpoint (now, not after the datasets were read)."""
+    if args.resume and args.resume != "auto":
+        from ..training.checkpoint import load_checkpoint
+
+        load_checkpoint(args.resume)
 
 
 class _Resume(argparse.Action):

@@ -45,11 +45,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--exist-ok", action="store_true", help="overwrite an existing report in the output folder")
     p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
     ray_engine.add_options(p, resume=False)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """val's checks: the inference options, and a dataset spec of a known kind (before the model loads)."""
+    from ..data import spec_kind
+
+    options.check_inference(args)
+    spec_kind(args.data)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import build_dataset
+    from ..data import build_dataset, has_custom_classes
     from ..data.check import scan_dataset
     from ..evaluation.evaluator import evaluate
     from ..evaluation.report import check_output, format_table, write_report
@@ -71,8 +79,7 @@ def run(args: argparse.Namespace) -> int:
     name = args.model or "the default model"
     backend = create_backend(model, args.backend, **backend_options)
     meta = backend.meta
-    kind = args.data.partition(":")[0].lower()
-    extra = {"class_names": meta.class_names, "palette": meta.palette} if kind in ("list", "folders") else {}
+    extra = {"class_names": meta.class_names, "palette": meta.palette} if has_custom_classes(args.data) else {}
     dataset = build_dataset(args.data, args.split, **extra)
     print(f"model {name}: {describe(meta)}; backend {backend.name}")
     print(f"data {args.data}: {len(dataset)} images, {dataset.num_classes} classes")

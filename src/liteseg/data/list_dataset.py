@@ -84,3 +84,14 @@ class FolderDataset(SegDataset):
             samples.append(Sample(str(img), str(label) if label else None, lut))
         super().__init__(samples, _classes(class_names, num_classes, image_dir.parent, str(image_dir)),
                          palette=palette, ignore_index=ignore_index, transforms=transforms, name=str(image_dir))
+
+
+def list_from_spec(path: str, split: str, **kw: Any) -> ListDataset:
+    """The ``list:FILE`` dataset (``split`` does not apply to a list)."""
+    return ListDataset(path, **kw)
+
+
+def folders_from_spec(path: str, split: str, **kw: Any) -> FolderDataset:
+    """The ``folders:IMAGES,LABELS`` dataset (``split`` does not apply; without LABELS, images only)."""
+    images, _, labels = path.partition(",")
+    return FolderDataset(images, labels or None, **kw)

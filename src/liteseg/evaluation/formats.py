@@ -17,7 +17,8 @@ import torch
 
 from ..data.io import read_image, read_label
 from ..errors import LitesegError
-from ..export.edge import FORMATS, export_edge, prepare
+from ..export.edge import export_edge, prepare
+from ..export.edge_formats import EDGE_FORMATS, precisions
 from ..export.onnx import export_onnx
 from ..inference.backends import Backend, backend_for, create_backend
 from ..inference.segmenter import Segmenter
@@ -62,14 +63,14 @@ def parse_formats(text: str) -> list[tuple[str, str]]:
     """``all`` or ``executorch:int8,tflite,ncnn:fp16`` -> ``[(format, precision)]`` (a bare format: all its
     precisions). ONNX Runtime fp32, the reference, always runs."""
     if text == "all":
-        return [(f, p) for f, precisions in FORMATS.items() for p in precisions]
+        return [(f, p) for f in EDGE_FORMATS for p in precisions(f)]
     out = []
     for item in (t.strip() for t in text.split(",") if t.strip()):
         fmt, _, precision = item.partition(":")
-        if fmt not in FORMATS or (precision and precision not in FORMATS[fmt]):
+        if fmt not in EDGE_FORMATS or (precision and precision not in precisions(fmt)):
             raise LitesegError(f"--formats: unknown {item!r}; choose all or FORMAT[:PRECISION] from "
-                               + ", ".join(f"{f} ({'/'.join(p)})" for f, p in FORMATS.items()))
-        out += [(fmt, p) for p in ([precision] if precision else FORMATS[fmt])]
+                               + ", ".join(f"{f} ({'/'.join(precisions(f))})" for f in EDGE_FORMATS))
+        out += [(fmt, p) for p in ([precision] if precision else precisions(fmt))]
     return out
 
 

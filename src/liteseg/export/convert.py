@@ -1,7 +1,8 @@
 """Writing a loaded model in the format an output suffix names (``liteseg convert``'s library side).
 
 ``WRITERS`` maps a suffix to ``writer(loaded, out, *, half, overwrite, input_shape) -> message`` (what to print,
-starting with ``wrote OUT``); register more with :func:`register_writer`. The CLI only looks writers up here.
+starting with ``wrote OUT``); a new format is its writer plus one ``WRITERS.add`` line. The CLI only looks
+writers up here.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Callable, Sequence
 from ..errors import LitesegError
 from ..formats.native import save_native
 from ..loading import LoadedModel
+from ..registry import Registry
 
 Writer = Callable[..., str]
 
@@ -44,20 +46,17 @@ def _write_onnx(loaded: LoadedModel, out: Path, *, half: bool = False, overwrite
     return message
 
 
-WRITERS: dict[str, Writer] = {".safetensors": _write_safetensors, ".onnx": _write_onnx}
-
-
-def register_writer(suffix: str, writer: Writer) -> None:
-    """Make ``convert(..., "x" + suffix)`` use ``writer``."""
-    WRITERS[suffix.lower()] = writer
+WRITERS: Registry[Writer] = Registry("output format")
+WRITERS.add(".safetensors", _write_safetensors)
+WRITERS.add(".onnx", _write_onnx)
 
 
 def writer_for(out: str | Path) -> Writer:
     """The writer for ``out``'s suffix; a clear error for an unknown one (checked before any loading)."""
     suffix = Path(out).suffix.lower()
     if suffix not in WRITERS:
-        raise LitesegError(f"{out}: unknown output format {suffix!r}; use one of {sorted(WRITERS)}")
-    return WRITERS[suffix]
+        raise LitesegError(f"{out}: unknown output format {suffix!r}; {WRITERS.hint(suffix)}")
+    return WRITERS.get(suffix)
 
 
 def convert(loaded: LoadedModel, out: str | Path, *, half: bool = False, overwrite: bool = False,

@@ -25,16 +25,13 @@ from ..errors import FormatError, LitesegError, install_hint
 from ..loading import resolve_model
 from ..meta import ModelMeta
 from ..models.sppm import AdaptiveAvgPool, _bin_matrix
+from ..registry import did_you_mean
+from ..utils.shapes import parse_shape
+from .edge_formats import EDGE_FORMATS, precisions
 from .metadata import ExportInfo
 from .verify import FP16_RTOL, FP32_RTOL, example_input
 from .wrappers import ExportWrapper, choose_pool_modes, export_copy
 
-# format -> precisions; format -> (the module that writes and runs it, the packages it needs, pyproject extra)
-FORMATS: dict[str, tuple[str, ...]] = {"executorch": ("fp32", "int8"), "tflite": ("fp32", "fp16"),
-                                       "ncnn": ("fp32", "fp16")}
-_MODULES = {"executorch": ("liteseg.export.executorch", ("executorch", "torchao"), "executorch"),
-            "tflite": ("liteseg.export.litert", ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"), "litert"),
-            "ncnn": ("liteseg.export.ncnn", ("pnnx", "ncnn"), "ncnn")}
 DEFAULT_SHAPE = (1, 3, 512, 512)
 # int8 exports must give the float model's label on at least this share of the pixels of the check input
 MIN_INT8_AGREEMENT = 0.9
@@ -110,9 +107,7 @@ class Prepared:
 
 def fixed_shape(text: str | Sequence[int] | None, meta: ModelMeta) -> list[int]:
     """The fixed ``N,3,H,W`` of an edge export: ``text``, else the model's fixed shape, else 1x3x512x512."""
-    from .onnx import parse_shape
-
-    shape = parse_shape(text) if text is not None else None
+    shape = parse_shape(text, dynamic=True, error=EdgeExportError) if text is not None else None
     if shape is None:
         shape = list(meta.input_shape) if meta.fixed_hw else list(DEFAULT_SHAPE)
         shape[0] = max(shape[0], 1)
@@ -170,17 +165,9 @@ def parse_metadata(text: str | bytes, source: str) -> tuple[ModelMeta, ExportInf
 
 
 def format_module(fmt: str) -> Any:
-    """The module of format ``fmt``, or a LitesegError naming the extra to install."""
-    if fmt not in FORMATS:
-        raise EdgeExportError(f"unknown format {fmt!r}; choose onnx or one of {', '.join(FORMATS)}")
-    module, packages, extra = _MODULES[fmt]
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name is not None and e.name.split(".")[0] in packages:
-            raise LitesegError(f"{fmt} export needs an optional dependency that is missing ({e.name}); install "
-                               f"it with: {install_hint(extra)}") from None
-        raise
+    """The module of edge format ``fmt`` (:data:`~liteseg.export.edge_formats.EDGE_FORMATS`), or a LitesegError
+    suggesting a close name or naming the extra to install."""
+    return EDGE_FORMATS.get(fmt)
 
 
 @contextlib.contextmanager
@@ -209,7 +196,7 @@ def import_converter(fmt: str, name: str) -> Any:
         return importlib.import_module(name)
     except ModuleNotFoundError as e:
         raise LitesegError(f"{fmt} export needs {name}, which is missing ({e.name}); install it with: "
-                           f"{install_hint(_MODULES[fmt][2])}") from None
+                           f"{install_hint(EDGE_FORMATS.entry(fmt).extra or fmt)}") from None
 
 
 def check_runner(run: Callable[[np.ndarray], np.ndarray], prepared: Prepared, precision: str,
@@ -266,8 +253,8 @@ def export_edge(source: Any, path: str | os.PathLike, fmt: str, precision: str =
     """
     start = time.perf_counter()
     module = format_module(fmt)
-    if precision not in FORMATS[fmt]:
-        raise EdgeExportError(f"{fmt}: no {precision} precision; choose one of {', '.join(FORMATS[fmt])}")
+    if precision not in precisions(fmt):
+        raise EdgeExportError(f"{fmt}: no {precision} precision; {did_you_mean(precision, precisions(fmt))}")
     path = Path(path)
     module.check_path(path)
     if path.exists() and not overwrite:

@@ -21,6 +21,7 @@ from ..errors import LitesegError
 from ..loading import resolve_model
 from ..meta import ModelMeta
 from ..utils.io import atomic_write_bytes
+from ..utils.shapes import parse_shape
 from .metadata import ExportInfo, write_metadata
 from .tensorrt import parse_trt_profile
 from .verify import VerifyReport, example_input, verify_session
@@ -96,20 +97,6 @@ def default_opset() -> int:
     return MIN_OPSET
 
 
-def parse_shape(text: str | Sequence[int] | None) -> list[int] | None:
-    """``"1,3,512,512"`` (or a sequence) -> ``[1, 3, 512, 512]``; -1 marks a dynamic dimension."""
-    if text is None:
-        return None
-    try:
-        shape = [int(v) for v in (text.replace("x", ",").split(",") if isinstance(text, str) else text)]
-    except ValueError:
-        raise ExportError(f"input shape {text!r}: expected four integers N,C,H,W such as 1,3,512,512") from None
-    if len(shape) != 4 or shape[1] != 3 or any(d == 0 or d < -1 for d in shape):
-        raise ExportError(f"input shape {text!r}: expected N,3,H,W with positive sizes (or -1 for dynamic), "
-                          f"e.g. 1,3,512,512")
-    return shape
-
-
 def _import_ort():
     try:
         import onnxruntime
@@ -154,7 +141,7 @@ def build_onnx(source: Any, *, input_shape: str | Sequence[int] | None = None, o
     """
     onnx = _import_onnx()
     loaded = resolve_model(source)
-    shape = parse_shape(input_shape) or [-1, 3, -1, -1]
+    shape = [-1, 3, -1, -1] if input_shape is None else parse_shape(input_shape, dynamic=True, error=ExportError)
     profile = parse_trt_profile(trt_profile, shape) if trt_profile else None
     opset = default_opset() if opset is None else int(opset)
     if not MIN_OPSET <= opset <= torch_max_opset():

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import LitesegError
+from ..utils.shapes import parse_shape
 from .metadata import ExportInfo, load_onnx, read_metadata
 
 TrtProfile = list[list[int]]  # [min, opt, max], each N,3,H,W
@@ -19,17 +20,6 @@ TrtProfile = list[list[int]]  # [min, opt, max], each N,3,H,W
 
 class TensorRTError(LitesegError):
     """A TensorRT profile is invalid or an engine could not be built."""
-
-
-def _parse_dims(text: str, what: str, profile: str) -> list[int]:
-    try:
-        dims = [int(v) for v in text.replace(",", "x").split("x")]
-    except ValueError:
-        dims = []
-    if len(dims) != 4 or dims[1] != 3 or min(dims) < 1:
-        raise TensorRTError(f"TensorRT profile {profile!r}: the {what} shape {text!r} must be N x 3 x H x W with "
-                            f"positive sizes, e.g. 1x3x512x1024")
-    return dims
 
 
 def parse_trt_profile(text: str, input_shape: Sequence[int] | None = None) -> TrtProfile:
@@ -42,7 +32,8 @@ def parse_trt_profile(text: str, input_shape: Sequence[int] | None = None) -> Tr
     if len(parts) != 3:
         raise TensorRTError(f"TensorRT profile {text!r}: expected MIN:OPT:MAX, three N x 3 x H x W shapes joined "
                             f"by ':', e.g. 1x3x256x256:1x3x512x1024:1x3x1024x2048")
-    profile = [_parse_dims(p, what, text) for p, what in zip(parts, ("min", "opt", "max"))]
+    profile = [parse_shape(p, what=f"TensorRT profile {text!r}: the {what} shape", error=TensorRTError)
+               for p, what in zip(parts, ("min", "opt", "max"))]
     names = ("N", "C", "H", "W")
     for i, name in enumerate(names):
         lo, opt, hi = (s[i] for s in profile)

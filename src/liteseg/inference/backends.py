@@ -2,11 +2,10 @@
 
 A backend takes normalised float32 ``[N, 3, H, W]`` arrays and returns float32 logits ``[N, C, H, W]`` at the
 input size. Pre/post-processing lives in the callers (Segmenter, evaluator), driven by ``backend.meta``.
-Backends other than ``torch`` live in their own modules and register themselves on import.
+Backends other than ``torch`` live in their own modules, imported when first used: :data:`BACKENDS` names them.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from abc import ABC, abstractmethod
@@ -19,6 +18,7 @@ from torch import nn
 from ..errors import LitesegError, install_hint
 from ..loading import resolve_model
 from ..meta import ModelMeta
+from ..registry import Registry
 from . import hardware
 from .preprocess import normalize
 
@@ -127,29 +127,17 @@ def _torch_opt_factory(source: Any, meta: ModelMeta | None = None, **options: An
     return _torch_factory(source, meta, optimize=True, **options)
 
 
-BACKENDS: dict[str, Callable[..., Backend]] = {"torch": _torch_factory, "torch-opt": _torch_opt_factory}
-# name -> (module that registers it in BACKENDS on import, the optional package it needs, the pyproject extra
-# that installs that package, or None when it is a core dependency)
-_LAZY_BACKENDS: dict[str, tuple[str, str, str | None]] = {
-    "torch-compile": ("liteseg.inference.compiled_backend", "torch", None),
-    "onnxruntime": ("liteseg.inference.ort_backend", "onnxruntime", "onnx"),
-    "openvino": ("liteseg.inference.openvino_backend", "openvino", "openvino"),
-    "executorch": ("liteseg.inference.executorch_backend", "executorch", "executorch"),
-    "litert": ("liteseg.inference.litert_backend", "ai_edge_litert", "litert"),
-    "ncnn": ("liteseg.inference.ncnn_backend", "ncnn", "ncnn")}
-
-
-def _import_backend(name: str) -> bool:
-    """Import a lazy backend's module; False only when its optional package is not installed. Any other
-    ImportError (a bug in liteseg's own module, a broken install of a dependency's dependency) propagates."""
-    module, package, _ = _LAZY_BACKENDS[name]
-    try:
-        importlib.import_module(module)
-    except ModuleNotFoundError as e:
-        if e.name == package:
-            return False
-        raise
-    return True
+# name -> factory(source, meta=None, **options) -> Backend. A new backend is its module (with a factory) plus one
+# line here; ``package``/``extra``: the optional package it imports and the pyproject extra that installs it.
+BACKENDS: Registry[Callable[..., Backend]] = Registry("backend")
+BACKENDS.add("torch", _torch_factory)
+BACKENDS.add("torch-opt", _torch_opt_factory)
+BACKENDS.add("torch-compile", "liteseg.inference.compiled_backend:factory")
+BACKENDS.add("onnxruntime", "liteseg.inference.ort_backend:factory", package="onnxruntime", extra="onnx")
+BACKENDS.add("openvino", "liteseg.inference.openvino_backend:factory", package="openvino", extra="openvino")
+BACKENDS.add("executorch", "liteseg.inference.executorch_backend:factory", package="executorch", extra="executorch")
+BACKENDS.add("litert", "liteseg.inference.litert_backend:factory", package="ai_edge_litert", extra="litert")
+BACKENDS.add("ncnn", "liteseg.inference.ncnn_backend:factory", package="ncnn", extra="ncnn")
 
 
 GRAPH_SUFFIXES = (".onnx",)  # model files only graph backends run
@@ -168,7 +156,7 @@ def edge_backend_for(source: Any) -> str | None:
 
 def known_backends() -> list[str]:
     """Every backend name, installed or not."""
-    return sorted(set(BACKENDS) | set(_LAZY_BACKENDS))
+    return sorted(BACKENDS)
 
 
 def backend_for(source: Any) -> str:
@@ -179,21 +167,16 @@ def backend_for(source: Any) -> str:
         return edge
     if isinstance(source, (str, os.PathLike)) and os.fspath(source).lower().endswith(GRAPH_SUFFIXES):
         for name in ("onnxruntime", "openvino"):
-            if _import_backend(name):
+            if BACKENDS.available(name):
                 return name
         raise LitesegError(f"{os.fspath(source)}: ONNX models run with ONNX Runtime or OpenVINO, and neither is "
                            f"installed: {install_hint('onnx')}")
     return "torch"
 
 
-def register_backend(name: str, factory: Callable[..., Backend]) -> None:
-    """Make ``create_backend(..., backend=name)`` use ``factory(source, meta=None, **options)``."""
-    BACKENDS[name] = factory
-
-
 def available_backends() -> list[str]:
     """Backends whose dependencies are installed."""
-    return ["torch", "torch-opt"] + [name for name in _LAZY_BACKENDS if _import_backend(name)]
+    return [name for name in BACKENDS if BACKENDS.available(name)]
 
 
 def create_backend(source: Any, backend: str | None = None, meta: ModelMeta | None = None,
@@ -202,11 +185,4 @@ def create_backend(source: Any, backend: str | None = None, meta: ModelMeta | No
 
     ``backend=None`` picks it from the source (:func:`backend_for`: ``.onnx`` files run in ONNX Runtime).
     """
-    backend = backend or backend_for(source)
-    if backend not in BACKENDS and backend in _LAZY_BACKENDS and not _import_backend(backend):
-        _, package, extra = _LAZY_BACKENDS[backend]
-        raise LitesegError(f"backend {backend!r} needs an optional dependency that is missing ({package}); "
-                           f"install it with: {install_hint(extra) if extra else f'pip install {package}'}")
-    if backend not in BACKENDS:
-        raise LitesegError(f"unknown backend {backend!r}; choose one of {', '.join(known_backends())}")
-    return BACKENDS[backend](source, meta=meta, **options)
+    return BACKENDS.get(backend or backend_for(source))(source, meta=meta, **options)

@@ -1,4 +1,4 @@
-"""``torch-compile``: the model compiled by TorchInductor with frozen weights; registers itself on import.
+"""``torch-compile``: the model compiled by TorchInductor with frozen weights.
 
 Freezing turns the weights into constants, so BatchNorm folds into the convolutions and the convolutions run
 with pre-packed oneDNN weights (CPU) or cuDNN (GPU). Compiling takes a while on the first call of every new
@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import LitesegError
 from ..meta import ModelMeta
-from .backends import Backend, TorchBackend, register_backend, resolve_model
+from .backends import Backend, TorchBackend, resolve_model
 
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead")
 
@@ -77,9 +77,8 @@ class CompiledTorchBackend(TorchBackend):
         return out
 
 
-def _factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
+def factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
+    """The ``torch-compile`` backend for ``source`` (``options``: :class:`CompiledTorchBackend`'s)."""
     loaded = resolve_model(source, meta)
     return CompiledTorchBackend(loaded.model, loaded.meta, **options)
 
-
-register_backend("torch-compile", _factory)

@@ -6,7 +6,6 @@ graph) and return float32 logits.
 """
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any
 
@@ -15,7 +14,7 @@ import numpy as np
 from ..errors import LitesegError
 from ..export.edge import format_module
 from ..meta import ModelMeta
-from .backends import Backend, register_backend
+from .backends import Backend
 from .onnx_graph import OnnxGraphBackend
 
 # backend name -> edge format (liteseg.export.edge.FORMATS)
@@ -35,13 +34,10 @@ class EdgeBackend(OnnxGraphBackend):
         return self.runner(x)
 
 
-def _factory(name: str, source: Any, meta: ModelMeta | None = None, threads: int | None = None) -> Backend:
+def edge_factory(name: str, source: Any, meta: ModelMeta | None = None, threads: int | None = None) -> Backend:
+    """Edge backend ``name`` over the export file ``source`` (the backends' ``factory`` binds ``name``)."""
     if not isinstance(source, (str, os.PathLike)):
         raise LitesegError(f"backend {name!r} runs a model file written by 'liteseg export MODEL --format "
                            f"{EDGE_BACKENDS[name]}', not a {type(source).__name__}")
     return EdgeBackend(name, format_module(EDGE_BACKENDS[name]).open_runner(source, threads), meta)
 
-
-def register(name: str) -> None:
-    """Register edge backend ``name`` (its runtime package is importable when this is called)."""
-    register_backend(name, functools.partial(_factory, name))

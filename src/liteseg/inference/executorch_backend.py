@@ -1,8 +1,10 @@
-"""The ``executorch`` backend: ``create_backend(PATH, "executorch")``; registers itself on import (see edge_backend)."""
+"""The ``executorch`` backend: ``create_backend(PATH, "executorch")`` (see edge_backend)."""
 from __future__ import annotations
 
-import executorch  # noqa: F401  (a missing package makes this backend unavailable, see _LAZY_BACKENDS)
+import functools
 
-from .edge_backend import register
+import executorch  # noqa: F401  (a missing package makes this backend unavailable, see backends.BACKENDS)
 
-register("executorch")
+from .edge_backend import edge_factory
+
+factory = functools.partial(edge_factory, "executorch")

@@ -1,8 +1,10 @@
-"""The ``litert`` backend: ``create_backend(PATH, "litert")``; registers itself on import (see edge_backend)."""
+"""The ``litert`` backend: ``create_backend(PATH, "litert")`` (see edge_backend)."""
 from __future__ import annotations
 
-import ai_edge_litert  # noqa: F401  (a missing package makes this backend unavailable, see _LAZY_BACKENDS)
+import functools
 
-from .edge_backend import register
+import ai_edge_litert  # noqa: F401  (a missing package makes this backend unavailable, see backends.BACKENDS)
 
-register("litert")
+from .edge_backend import edge_factory
+
+factory = functools.partial(edge_factory, "litert")

@@ -1,8 +1,10 @@
-"""The ``ncnn`` backend: ``create_backend(PATH, "ncnn")``; registers itself on import (see edge_backend)."""
+"""The ``ncnn`` backend: ``create_backend(PATH, "ncnn")`` (see edge_backend)."""
 from __future__ import annotations
 
-import ncnn  # noqa: F401  (a missing package makes this backend unavailable, see _LAZY_BACKENDS)
+import functools
 
-from .edge_backend import register
+import ncnn  # noqa: F401  (a missing package makes this backend unavailable, see backends.BACKENDS)
 
-register("ncnn")
+from .edge_backend import edge_factory
+
+factory = functools.partial(edge_factory, "ncnn")

@@ -1,4 +1,4 @@
-"""OpenVINO backend (CPU), optional extra ``liteseg[openvino]``; registers itself on import."""
+"""OpenVINO backend (CPU), optional extra ``liteseg[openvino]``."""
 from __future__ import annotations
 
 import tempfile
@@ -9,7 +9,7 @@ import numpy as np
 import openvino as ov
 
 from ..meta import ModelMeta
-from .backends import Backend, register_backend
+from .backends import Backend
 from .onnx_graph import OnnxGraphBackend, open_graph
 
 
@@ -39,9 +39,8 @@ class OpenVinoBackend(OnnxGraphBackend):
         return self.compiled(x)[0]
 
 
-def _factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
+def factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
+    """The ``openvino`` backend for an ONNX ``source`` (``options``: :class:`OpenVinoBackend`'s)."""
     proto, meta, info, name = open_graph(source, meta)
     return OpenVinoBackend(proto, meta, info, name, **options)
 
-
-register_backend("openvino", _factory)

@@ -1,14 +1,14 @@
-"""ONNX Runtime backend (CPU): ``create_backend("model.onnx", "onnxruntime")``; registers itself on import."""
+"""ONNX Runtime backend (CPU): ``create_backend("model.onnx", "onnxruntime")``."""
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-import onnxruntime  # noqa: F401  (a missing package makes this module unavailable, see _LAZY_BACKENDS)
+import onnxruntime  # noqa: F401  (a missing package makes this module unavailable, see backends.BACKENDS)
 
 from ..export.onnx import ort_session
 from ..meta import ModelMeta
-from .backends import Backend, register_backend
+from .backends import Backend
 from .onnx_graph import OnnxGraphBackend, open_graph
 
 
@@ -31,9 +31,8 @@ class OrtBackend(OnnxGraphBackend):
         return self.session.run(None, {self.input_name: x})[0]
 
 
-def _factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
+def factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
+    """The ``onnxruntime`` backend for an ONNX ``source`` (``options``: :class:`OrtBackend`'s)."""
     proto, meta, info, name = open_graph(source, meta)
     return OrtBackend(proto, meta, info, name, **options)
 
-
-register_backend("onnxruntime", _factory)

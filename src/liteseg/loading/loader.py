@@ -6,7 +6,6 @@ state dicts.
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 import time
@@ -29,7 +28,6 @@ from ..models.registry import build_model
 from .config_check import check_config
 from . import zoo
 
-log = logging.getLogger("liteseg")
 _AUX_HEAD = re.compile(r"^seg_heads\.[1-9]\d*\.")
 _CLASSIFIER = re.compile(r"^seg_heads\.\d+\.conv_out\.weight$")
 
@@ -305,26 +303,3 @@ def resolve_model(source: Any, meta: ModelMeta | None = None) -> LoadedModel:
         return load(source)
     raise LitesegError(f"cannot make a model from a {type(source).__name__}; pass a path, nn.Module or LoadedModel")
 
-
-def create_model(name: str, *, num_classes: int | None = None, weights: str | os.PathLike | None = None,
-                 reinit_head: bool = False, **kwargs: Any) -> nn.Module:
-    """Build a registered model (``liteseg.list_models()``), optionally with weights.
-
-    Without ``weights`` the model is randomly initialised the way PaddleSeg does it. With ``weights`` (any
-    file ``liteseg.load`` accepts, or a published weight name from ``liteseg.list_weights()``) the class count
-    comes from the file unless ``num_classes`` and ``reinit_head`` ask for new classifiers; then what was loaded
-    and what was re-initialised is logged (``model.load_report`` holds it). The model is returned in train mode,
-    like any fresh nn.Module.
-    """
-    if weights is None:
-        if num_classes is not None:
-            kwargs["num_classes"] = num_classes
-        return build_model(name, **kwargs)
-    if kwargs:
-        raise ValueError(f"architecture arguments {sorted(kwargs)} cannot be combined with weights=; the "
-                         f"architecture is read from the weights")
-    loaded = load(weights, arch=name, num_classes=num_classes, reinit_head=reinit_head)
-    loaded.model.meta, loaded.model.load_report = loaded.meta, loaded.report
-    if reinit_head:  # what was kept and what is new, as the fine-tuning user needs to know
-        log.warning("%s: %s", weights, loaded.report.summary())
-    return loaded.model.train()

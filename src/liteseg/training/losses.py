@@ -1,11 +1,14 @@
 """Segmentation losses with PaddleSeg's semantics: OHEM cross-entropy, plain cross-entropy, multi-head sum."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ..config import LossConfig
+from ..registry import Registry
 
 _EPS = 1e-5
 
@@ -116,3 +119,23 @@ class MultiHeadLoss(nn.Module):
         terms = [self.loss(out, label) for out in outputs]
         total = sum(c * t for c, t in zip(self.coefs, terms))
         return total, terms
+
+
+def _ohem(config: LossConfig, ignore_index: int, weight: Sequence[float] | None) -> nn.Module:
+    return OhemCrossEntropyLoss(config.thresh, config.min_kept, ignore_index, weight)
+
+
+def _ce(config: LossConfig, ignore_index: int, weight: Sequence[float] | None) -> nn.Module:
+    return CrossEntropyLoss(ignore_index, weight)
+
+
+# loss.type -> builder(loss config, ignore index, class weights); a new loss is its class plus one line here (and
+# its name in config.LOSS_TYPES, which validates configs before torch is imported)
+LOSSES: Registry[Callable[[LossConfig, int, Sequence[float] | None], nn.Module]] = Registry("loss")
+LOSSES.add("ohem", _ohem)
+LOSSES.add("ce", _ce)
+
+
+def build_loss(config: LossConfig, ignore_index: int = 255, weight: Sequence[float] | None = None) -> nn.Module:
+    """The per-output loss ``config.type`` names in :data:`LOSSES` (``weight``: one per class, or None)."""
+    return LOSSES.get(config.type)(config, ignore_index, weight)
