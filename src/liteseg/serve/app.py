@@ -13,6 +13,7 @@ from typing import AsyncIterator
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from .. import __version__
 from ..inference.segmenter import Segmenter
 from .config import ServeConfig, build_segmenter
 from .error_handlers import add_error_handlers
@@ -46,25 +47,16 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
             if segmenter is None:  # loaded here, so released here
                 seg.backend.close()
 
-    app = FastAPI(title="liteseg", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
+    app = FastAPI(title="liteseg", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description=DESCRIPTION)
     app.add_middleware(GuardMiddleware, allowed_hosts=frozenset(config.allowed_hosts)
                        if config.allowed_hosts is not None else None)
     app.add_middleware(MetricsMiddleware, metrics=state.metrics)
     add_error_handlers(app, state.metrics)
-    for router in (page_router(), rest_router(state), health_router(state), v2_router(state, _version()),
+    for router in (page_router(), rest_router(state), health_router(state), v2_router(state, __version__),
                    paddlex_router(state)):
         app.include_router(router)
     return app
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("liteseg")
-    except PackageNotFoundError:
-        return "0"
 
 
 def config_to_env(config: ServeConfig) -> str:

@@ -15,7 +15,8 @@ from ..utils.plots import INSTALL as PLOT_INSTALL
 from ..utils.plots import have_matplotlib
 from .distributed import DistInfo, convert_sync_batchnorm
 from .errors import TrainingError
-from .losses import CrossEntropyLoss, MultiHeadLoss, OhemCrossEntropyLoss
+from . import losses
+from .losses import MultiHeadLoss
 from .schedulers import WarmupPolyLR
 from .train_data import uncoloured_classes, validated_input_size
 from .train_log import require_tensorboard
@@ -95,11 +96,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: Config) -> WarmupP
 
 
 def build_loss(config: Config, ignore_index: int, weights: list[float] | None) -> MultiHeadLoss:
-    """``loss.type`` (OHEM or plain cross-entropy) on every head, weighted by ``loss.coefs``."""
-    c = config.loss
-    base = (OhemCrossEntropyLoss(c.thresh, c.min_kept, ignore_index, weights) if c.type == "ohem"
-            else CrossEntropyLoss(ignore_index, weights))
-    return MultiHeadLoss(base, c.coefs)
+    """``loss.type`` (a :data:`~liteseg.training.losses.LOSSES` entry) on every head, weighted by ``loss.coefs``."""
+    return MultiHeadLoss(losses.build_loss(config.loss, ignore_index, weights), config.loss.coefs)
 
 
 def build_ema(model: nn.Module, decay: float) -> AveragedModel | None:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from ..config import Config
-from ..data import dataset_options
+from ..data import dataset_options, has_custom_classes
 from ..data.check import ALLOWABLE, DataReport, auto_class_weights, scan_dataset
 from .distributed import DistInfo
 from .errors import TrainingError
@@ -82,7 +82,7 @@ def uncoloured_classes(config: Config, num_classes: int) -> list[int]:
     """Classes overlays leave as the image: data.uncoloured, else the background (0) of custom data."""
     chosen = config.data.uncoloured
     if chosen is None:
-        return [0] if config.data.train.partition(":")[0].lower() in ("list", "folders") else []
+        return [0] if has_custom_classes(config.data.train) else []
     bad = [c for c in chosen if not 0 <= c < num_classes]
     if bad:
         raise TrainingError(f"data.uncoloured names classes {bad} outside 0-{num_classes - 1}")
