@@ -26,9 +26,11 @@ from .batcher import DynamicBatcher
 from .bodies import read_body
 from .codecs import decode_image, label_png, encode_png, result_json
 from ..inference.budget import DEFAULT_MAX_ASPECT, DEFAULT_MAX_BATCH_PIXELS, DEFAULT_MAX_PIXELS, PixelBudget
+from .admission import Admission
 from .errors import ApiError
 from .guard import GuardMiddleware
 from .kserve import ENDPOINTS as V2_ENDPOINTS, add_v2_routes
+from .openmp import in_own_thread
 from .paddlex import ENDPOINT as PADDLEX_ENDPOINT, add_paddlex_route
 from .telemetry import CONTENT_TYPE, ServeMetrics, end_with_parent
 from .schemas import ErrorBody, ModelInfo, SegmentBody
@@ -69,12 +71,14 @@ class ServeConfig:
 
 
 def build_segmenter(config: ServeConfig) -> Segmenter:
-    """Load the configured model (or the default one) once, batching up to ``max_batch`` images."""
+    """Load the configured model (or the default one) once, batching up to ``max_batch`` images; in a thread that
+    ends, so that the batcher's thread holds the process's only OpenMP team (:mod:`.openmp`)."""
     from ..loading.zoo import default_model
 
-    return Segmenter(config.model or default_model(), backend=config.backend, device=config.device,
-                     threads=config.threads, batch_size=config.max_batch, imgsz=config.imgsz,
-                     budget=PixelBudget(config.max_pixels, config.max_aspect, config.max_batch_pixels))
+    return in_own_thread(lambda: Segmenter(
+        config.model or default_model(), backend=config.backend, device=config.device, threads=config.threads,
+        batch_size=config.max_batch, imgsz=config.imgsz,
+        budget=PixelBudget(config.max_pixels, config.max_aspect, config.max_batch_pixels)))
 
 
 class _State:
@@ -82,8 +86,6 @@ class _State:
         self.segmenter: Segmenter | None = None
         self.batcher: DynamicBatcher | None = None
         self.ready = False
-        self.uploading = 0  # /v1/segment bodies being received
-        self.admitted = 0  # /v1/segment requests being decoded, segmented or encoded
 
 
 class _MetricsMiddleware:
@@ -135,6 +137,7 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
     """The API for ``segmenter`` (or the model in ``config``, loaded at startup), batching as ``config`` says."""
     config = config or ServeConfig()
     state = _State()
+    slots = Admission(config.max_uploads, config.max_queue, config.upload_grace_s, config.min_upload_kbs * 1024)
     metrics = ServeMetrics()
     index_html = resources.files(__package__).joinpath("static/index.html").read_text(encoding="utf-8")
 
@@ -217,19 +220,10 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
     ) -> Response:
         """Send an image as multipart/form-data (field `image`) or as the raw body (Content-Type image/*)."""
         batcher = ready_batcher()
-        if state.uploading >= config.max_uploads:  # slow uploads wait here, not in the inference queue
-            raise ApiError(503, "uploads_full", f"{state.uploading} uploads are being received (limit "
-                           f"{config.max_uploads}, --max-uploads); retry shortly", {"Retry-After": "1"})
-        state.uploading += 1
-        try:
+        async with slots.upload():
             data = await read_upload(request, config.max_upload_bytes, config.upload_grace_s,
                                      config.min_upload_kbs * 1024)
-        finally:
-            state.uploading -= 1
-        if state.admitted >= config.max_queue:  # bounds decoded images in memory, not only those in the batcher
-            raise batcher.queue_full(state.admitted)
-        state.admitted += 1
-        try:
+        with slots.admit(batcher):
             rgb, notes = await run_in_threadpool(decode_image, data, config.max_pixels, config.max_aspect)
             del data
             try:
@@ -244,8 +238,6 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
             if fmt == "json":
                 return JSONResponse(await run_in_threadpool(result_json, result, rle, alpha if overlay else None))
             return Response(await run_in_threadpool(_render_png, result, fmt, alpha), media_type="image/png")
-        finally:
-            state.admitted -= 1
 
     @app.get("/v1/model", response_model=ModelInfo, summary="The model being served")
     async def model_info() -> dict[str, Any]:
@@ -275,19 +267,20 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
              responses={503: {"model": ErrorBody}})
     async def readyz() -> dict[str, Any]:
         batcher = ready_batcher()
-        queued = max(state.admitted, batcher.pending)
-        if state.uploading >= config.max_uploads or queued >= config.max_queue:
-            raise ApiError(503, "busy", f"a new request would be refused now ({state.uploading}/{config.max_uploads} "
+        queued = max(slots.admitted, batcher.pending)
+        if slots.uploading >= config.max_uploads or queued >= config.max_queue:
+            raise ApiError(503, "busy", f"a new request would be refused now ({slots.uploading}/{config.max_uploads} "
                            f"uploads, {queued}/{config.max_queue} queued)", {"Retry-After": "1"})
         return {"status": "ready", "queue": batcher.pending, "max_queue": config.max_queue,
-                "uploads": state.uploading, "max_uploads": config.max_uploads}
+                "uploads": slots.uploading, "max_uploads": config.max_uploads}
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (text format 0.0.4)")
     async def metrics_text() -> PlainTextResponse:
         return PlainTextResponse(metrics.render(), media_type=CONTENT_TYPE)
 
-    add_v2_routes(app, config.max_pixels, config.max_upload_bytes, ready_batcher, lambda: state.segmenter, _version())
-    add_paddlex_route(app, config.max_pixels, config.max_upload_bytes, ready_batcher)
+    add_v2_routes(app, config.max_pixels, config.max_upload_bytes, slots, ready_batcher, lambda: state.segmenter,
+                  _version())
+    add_paddlex_route(app, config.max_pixels, config.max_upload_bytes, slots, ready_batcher)
     return app
 
 

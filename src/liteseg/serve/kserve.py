@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..inference.segmenter import SegResult, Segmenter
+from .admission import Admission
 from .batcher import DynamicBatcher
-from .bodies import read_body
 from .errors import ApiError
 from .tensors import (IMAGE, LABELS, MODEL_NAME, PIXELS, PROBS, labels_dtype, output_tensors,
                       probabilities_segmenter, request_image, requested_outputs, unknown_model)
@@ -47,9 +47,10 @@ def model_metadata(segmenter: Segmenter, backend: str) -> dict[str, Any]:
                         {"name": PROBS, "datatype": "FP32", "shape": [segmenter.meta.num_classes, -1, -1]}]}
 
 
-def add_v2_routes(app: FastAPI, max_pixels: int, max_bytes: int, ready: Callable[[], DynamicBatcher],
-                  segmenter: Callable[[], Segmenter | None], version: str) -> None:
-    """Add the v2 routes to ``app``; ``ready()`` gives the batcher or raises the 503 ``not_ready``."""
+def add_v2_routes(app: FastAPI, max_pixels: int, max_bytes: int, slots: Admission,
+                  ready: Callable[[], DynamicBatcher], segmenter: Callable[[], Segmenter | None], version: str) -> None:
+    """Add the v2 routes to ``app``; ``ready()`` gives the batcher or raises the 503 ``not_ready``; uploads and
+    images take ``slots`` as ``/v1/segment``'s do."""
     probs_segmenter: list[Segmenter] = []  # built on first use, on the served backend
 
     def model(name: str) -> Segmenter:
@@ -96,19 +97,19 @@ def add_v2_routes(app: FastAPI, max_pixels: int, max_bytes: int, ready: Callable
     async def infer(name: str, request: Request) -> Response:
         try:
             seg = model(name)
-            body = await read_body(request, max_bytes)
-            header, inputs, outputs, binary_out = await run_in_threadpool(parse_infer_request, request, body)
-            rgb, _ = await run_in_threadpool(request_image, inputs, max_pixels)
-            if PROBS in outputs:
-                if not probs_segmenter:
+            body = await slots.body(request, max_bytes)
+            with slots.admit(ready()):
+                header, rgb, outputs, binary_out = await run_in_threadpool(decode_infer_request, request, body,
+                                                                           max_pixels)
+                del body
+                if PROBS in outputs and not probs_segmenter:
                     probs_segmenter.append(probabilities_segmenter(seg))
-                result = await run_inference(run_in_threadpool(probs_segmenter[0].predict_rgb, [rgb]))
-            else:
-                result = await run_inference(ready().segment(rgb))
-            tensors = output_tensors(result, outputs)
+                # on the batcher's thread either way: the process keeps one OpenMP team (liteseg.serve.openmp)
+                predict = probs_segmenter[0].predict_rgb if PROBS in outputs else None
+                tensors = output_tensors(await run_inference(ready().segment(rgb, predict)), outputs)
+                return await run_in_threadpool(infer_response, header.get("id"), tensors, binary_out)
         except ApiError as e:
             return v2_error(e)
-        return await run_in_threadpool(infer_response, header.get("id"), tensors, binary_out)
 
 
 async def run_inference(pending: Any) -> SegResult:
@@ -120,6 +121,14 @@ async def run_inference(pending: Any) -> SegResult:
         raise ApiError(500, "inference_failed", f"the model failed on this image ({type(e).__name__}: {e}); the "
                        "server keeps running") from None
     return result[0] if isinstance(result, list) else result
+
+
+def decode_infer_request(request: Request, body: bytes, max_pixels: int
+                         ) -> tuple[dict[str, Any], np.ndarray, list[str], bool]:
+    """The JSON header, RGB image, requested output names and whether to answer in binary (one thread hop)."""
+    header, inputs, outputs, binary_out = parse_infer_request(request, body)
+    rgb, _ = request_image(inputs, max_pixels)
+    return header, rgb, outputs, binary_out
 
 
 def parse_infer_request(request: Request, body: bytes

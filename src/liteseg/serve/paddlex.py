@@ -16,16 +16,17 @@ import json
 import uuid
 from typing import Any, Callable
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from ..inference.segmenter import SegResult
+from .admission import Admission
 from .batcher import DynamicBatcher
 from .codecs import decode_image
 from .errors import ApiError
-from .bodies import read_body
 from .kserve import run_inference
 
 ENDPOINT = "/semantic-segmentation"
@@ -63,6 +64,12 @@ def parse_request(body: bytes) -> tuple[bytes, bool]:
     return data, visualize is not False
 
 
+def decode_request(body: bytes, max_pixels: int) -> tuple[np.ndarray, bool]:
+    """The RGB image and ``visualize`` of a PaddleX request body (one thread hop), or a 4xx :class:`ApiError`."""
+    data, visualize = parse_request(body)
+    return decode_image(data, max_pixels)[0], visualize
+
+
 def result_body(result: SegResult, visualize: bool) -> dict[str, Any]:
     """PaddleX's ``InferResult`` (``labelMap`` row-major, ``size`` [h, w], ``image`` a base64 JPEG overlay)."""
     labels = result.labels
@@ -74,17 +81,20 @@ def result_body(result: SegResult, visualize: bool) -> dict[str, Any]:
     return {"logId": str(uuid.uuid4()), "errorCode": 0, "errorMsg": "Success", "result": body}
 
 
-def add_paddlex_route(app: FastAPI, max_pixels: int, max_bytes: int, ready: Callable[[], DynamicBatcher]) -> None:
-    """Add ``POST /semantic-segmentation`` to ``app``; ``ready()`` gives the batcher or raises a 503."""
+def add_paddlex_route(app: FastAPI, max_pixels: int, max_bytes: int, slots: Admission,
+                      ready: Callable[[], DynamicBatcher]) -> None:
+    """Add ``POST /semantic-segmentation`` to ``app``; ``ready()`` gives the batcher or raises a 503; uploads and
+    images take ``slots`` as ``/v1/segment``'s do."""
 
     @app.post(ENDPOINT, summary="PaddleX-compatible semantic segmentation (base64 image in, labelMap out)")
     async def semantic_segmentation(request: Request) -> Response:
         try:
             batcher = ready()
-            # base64 grows the image by 4/3
-            data, visualize = parse_request(await read_body(request, max_bytes * 4 // 3 + 1024))
-            rgb, _ = await run_in_threadpool(decode_image, data, max_pixels)
-            result = await run_inference(batcher.segment(rgb))
+            body = await slots.body(request, max_bytes * 4 // 3 + 1024)  # base64 grows the image by 4/3
+            with slots.admit(batcher):
+                rgb, visualize = await run_in_threadpool(decode_request, body, max_pixels)
+                del body
+                result = await run_inference(batcher.segment(rgb))
+                return JSONResponse(await run_in_threadpool(result_body, result, visualize))
         except ApiError as e:
             return paddlex_error(e)
-        return JSONResponse(await run_in_threadpool(result_body, result, visualize))
