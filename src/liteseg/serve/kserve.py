@@ -8,7 +8,7 @@ import base64
 import binascii
 import json
 import struct
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -112,15 +112,15 @@ def add_v2_routes(app: FastAPI, max_pixels: int, max_bytes: int, slots: Admissio
             return v2_error(e)
 
 
-async def run_inference(pending: Any) -> SegResult:
+async def run_inference(pending: Awaitable[SegResult]) -> SegResult:
+    """The batcher's answer, or a 500 ``inference_failed`` when the model raised."""
     try:
-        result = await pending
+        return await pending
     except ApiError:
         raise
     except Exception as e:
         raise ApiError(500, "inference_failed", f"the model failed on this image ({type(e).__name__}: {e}); the "
                        "server keeps running") from None
-    return result[0] if isinstance(result, list) else result
 
 
 def decode_infer_request(request: Request, body: bytes, max_pixels: int
