@@ -5,27 +5,30 @@ Every server gets the same 360x480 JPEG as a KServe v2 binary tensor (``IMAGE``,
 ``--clients`` concurrent ``tritonclient.http`` clients; model-only is the same backend and threads called
 in-process, batch 1, on the decoded image, measured right before and right after each server's run (the mean of
 the two is that server's baseline: on a shared machine the load drifts between runs). Also counts the pixels where
-a server's labels differ from model-only. Needs nvidia-pytriton (numpy < 2), so run it in the Triton environment:
+a server's labels differ from model-only. The Triton rows need nvidia-pytriton (numpy < 2), so run it in the Triton
+environment; without nvidia-pytriton it measures ``liteseg serve`` alone:
 
     PYTHONPATH=src .venv-triton/bin/python benchmarks/protocol_load.py --requests 64 --clients 8
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import tritonclient.http as httpclient
 from PIL import Image
+
+from load_clients import run_clients
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 sys.path.insert(0, str(SRC))
@@ -34,16 +37,7 @@ import liteseg  # noqa: E402
 from liteseg.loading.zoo import default_model  # noqa: E402
 from liteseg.serve.triton import TritonOptions, start_triton  # noqa: E402
 from liteseg.serve.triton_repo import write_repository  # noqa: E402
-
-
-def _ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+from liteseg.utils.net import free_ports  # noqa: E402
 
 
 def _wait_ready(port: int, proc: subprocess.Popen | None = None, timeout: float = 300) -> None:
@@ -72,32 +66,14 @@ def _request(client: httpclient.InferenceServerClient, jpeg: bytes, batch_dim: b
 
 def load(port: int, jpeg: bytes, clients: int, requests: int, time_limit: float, batch_dim: bool) -> dict:
     """``requests`` v2 infer calls from ``clients`` threads (stopping after ``time_limit`` s); req/s, p50, p99."""
-    latencies: list[float] = []
-    remaining, lock, stop_at = [requests], threading.Lock(), time.monotonic() + time_limit
 
-    def client() -> None:
-        c = httpclient.InferenceServerClient(f"127.0.0.1:{port}", network_timeout=300, connection_timeout=300)
-        while time.monotonic() < stop_at:
-            with lock:
-                if remaining[0] <= 0:
-                    break
-                remaining[0] -= 1
-            start = time.perf_counter()
-            _request(c, jpeg, batch_dim)
-            with lock:
-                latencies.append(time.perf_counter() - start)
-        c.close()
+    def connect() -> httpclient.InferenceServerClient:
+        return httpclient.InferenceServerClient(f"127.0.0.1:{port}", network_timeout=300, connection_timeout=300)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - start
-    ms = np.asarray(latencies) * 1000
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50": float(np.percentile(ms, 50)),
-            "p99": float(np.percentile(ms, 99))}
+    def send(client: httpclient.InferenceServerClient) -> bool:
+        return _request(client, jpeg, batch_dim).size > 0  # an error raises
+
+    return run_clients(connect, send, httpclient.InferenceServerClient.close, clients, requests, time_limit)
 
 
 def model_only(seg: liteseg.Segmenter, rgb: np.ndarray, seconds: float) -> float:
@@ -107,6 +83,22 @@ def model_only(seg: liteseg.Segmenter, rgb: np.ndarray, seconds: float) -> float
         seg.predict_rgb([rgb])
         count += 1
     return count / (time.perf_counter() - start)
+
+
+def exported_repository(model: str, args: argparse.Namespace, measured: Callable[[str, int, bool], None]) -> None:
+    """Measure the repository ``liteseg export --format triton`` writes, under the bundled tritonserver."""
+    folder = Path(tempfile.mkdtemp(prefix="liteseg-bench-"))
+    try:
+        write_repository(model, folder / "repo", onnx=False, max_batch=max(args.max_batch, 1), threads=args.threads)
+        http, grpc, metrics = free_ports(3)
+        server = start_triton(None, TritonOptions(http_port=http, grpc_port=grpc, metrics_port=metrics),
+                              folder / "repo", write=False)
+        try:
+            measured("exported repository (bundled tritonserver)", http, True)
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def main() -> None:
@@ -139,9 +131,15 @@ def main() -> None:
         print(name, rows[-1][1], f"model-only {baseline[name]:.2f} img/s", file=sys.stderr, flush=True)
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     common = ["--model", model, "--threads", str(args.threads), "--max-batch", str(args.max_batch)]
-    for name, extra, batch_dim in (("liteseg serve (FastAPI, v2)", ["--max-queue", "256"], False),
-                                   ("liteseg serve --engine triton", ["--engine", "triton"], True)):
-        http, grpc, metrics = _ports(3)
+    triton = importlib.util.find_spec("pytriton") is not None
+    if not triton:
+        print("nvidia-pytriton is not installed: liteseg serve only (the Triton rows need .venv-triton)",
+              file=sys.stderr)
+    servers = [("liteseg serve (FastAPI, v2)", ["--max-queue", "256"], False)]
+    if triton:
+        servers.append(("liteseg serve --engine triton", ["--engine", "triton"], True))
+    for name, extra, batch_dim in servers:
+        http, grpc, metrics = free_ports(3)
         ports = ["--port", str(http)] + (["--grpc-port", str(grpc), "--metrics-port", str(metrics)]
                                          if "triton" in name else [])
         proc = subprocess.Popen([sys.executable, "-m", "liteseg", "serve", *common, *extra, *ports], env=env,
@@ -153,18 +151,8 @@ def main() -> None:
             proc.terminate()
             proc.wait(120)
 
-    folder = Path(tempfile.mkdtemp(prefix="liteseg-bench-"))
-    try:
-        write_repository(model, folder / "repo", onnx=False, max_batch=max(args.max_batch, 1), threads=args.threads)
-        http, grpc, metrics = _ports(3)
-        triton = start_triton(None, TritonOptions(http_port=http, grpc_port=grpc, metrics_port=metrics),
-                              folder / "repo", write=False)
-        try:
-            measured("exported repository (bundled tritonserver)", http, True)
-        finally:
-            triton.stop()
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    if triton:
+        exported_repository(model, args, measured)
 
     print(f"\n360x480 JPEG as a v2 binary IMAGE tensor, {args.clients} concurrent clients, {args.threads} backend "
           f"threads, server max batch {args.max_batch}\n")
@@ -172,7 +160,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for name, r in rows:
         print(f"| {name} | {r['rps']:.2f} | {baseline[name]:.2f} | {r['rps'] / baseline[name]:.2f} | "
-              f"{r['p50']:.0f} | {r['p99']:.0f} | {r['requests']} | {identical[name]} px |")
+              f"{r['p50_ms']:.0f} | {r['p99_ms']:.0f} | {r['requests']} | {identical[name]} px |")
 
 
 if __name__ == "__main__":

@@ -12,23 +12,20 @@ import http.client
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from load_clients import run_clients
+
 SRC = Path(__file__).resolve().parents[1] / "src"
+sys.path.insert(0, str(SRC))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from liteseg.utils.net import free_ports  # noqa: E402
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -65,41 +62,15 @@ def start_server(args: argparse.Namespace, port: int, max_batch: int, max_wait_m
 
 def run_level(port: int, body: bytes, clients: int, requests: int, time_limit: float) -> dict[str, float]:
     """``requests`` POSTs from ``clients`` keep-alive connections, stopping early after ``time_limit`` seconds."""
-    latencies: list[float] = []
-    errors = 0
-    lock = threading.Lock()
-    remaining = [requests]
-    stop_at = time.monotonic() + time_limit
 
-    def client() -> None:
-        nonlocal errors
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        try:
-            while time.monotonic() < stop_at:
-                with lock:
-                    if remaining[0] <= 0:
-                        return
-                    remaining[0] -= 1
-                start = time.perf_counter()
-                conn.request("POST", "/v1/segment?format=json", body=body, headers={"Content-Type": "image/jpeg"})
-                response = conn.getresponse()
-                response.read()
-                with lock:
-                    latencies.append(time.perf_counter() - start)
-                    errors += response.status != 200
-        finally:
-            conn.close()
+    def send(conn: http.client.HTTPConnection) -> bool:
+        conn.request("POST", "/v1/segment?format=json", body=body, headers={"Content-Type": "image/jpeg"})
+        response = conn.getresponse()
+        response.read()
+        return response.status == 200
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    start = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - start
-    ms = np.asarray(latencies) * 1000
-    return {"clients": clients, "requests": len(latencies), "errors": errors, "rps": len(latencies) / elapsed,
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+    return run_clients(lambda: http.client.HTTPConnection("127.0.0.1", port, timeout=120), send,
+                       http.client.HTTPConnection.close, clients, requests, time_limit)
 
 
 def batch_totals(port: int) -> tuple[float, float]:
@@ -132,7 +103,7 @@ def main() -> None:
     rows = []
     for setting in args.batching.split(","):
         max_batch, max_wait = int(setting.split(":")[0]), float(setting.split(":")[1])
-        port = _free_port()
+        port = free_ports()[0]
         proc = start_server(args, port, max_batch, max_wait)
         try:
             run_level(port, body, 1, 3, 30)  # warm-up

@@ -10,11 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 from PIL import Image
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from liteseg.utils.net import free_ports
 
 
 def jpeg_frames(width: int, height: int, count: int = 4, seed: int = 0) -> list[bytes]:
@@ -37,7 +33,7 @@ class MjpegServer:
 
     def __init__(self, frames: list[bytes], fps: float = 25.0, port: int | None = None,
                  frames_per_connection: int | None = None) -> None:
-        self.frames, self.fps, self.port = frames, fps, port or free_port()
+        self.frames, self.fps, self.port = frames, fps, port or free_ports()[0]
         self.frames_per_connection = frames_per_connection
         self.sent = 0
         self.connections = 0
@@ -94,7 +90,7 @@ class RtspRelay:
     media server would."""
 
     def __init__(self) -> None:
-        self.port = free_port()
+        self.port = free_ports()[0]
         self.url = f"rtsp://127.0.0.1:{self.port}/live"
         self.sdp = b""
         self.players: list[socket.socket] = []

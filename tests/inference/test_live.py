@@ -23,9 +23,10 @@ from liteseg.cli.main import main
 from liteseg.inference.stdin_frames import MjpegReader, Y4mReader
 from liteseg.inference.streams import LiveSources
 from liteseg.loading.zoo import default_model
+from liteseg.utils.net import free_ports
 
 from ..conftest import require_executable, require_module
-from .live_sources import MjpegServer, RtspRelay, free_port, jpeg_frames
+from .live_sources import MjpegServer, RtspRelay, jpeg_frames
 
 cv2 = require_module("cv2")
 FPS = 25.0
@@ -69,7 +70,7 @@ def test_cli_streams_file_with_video_and_preview(seg, tmp_path, capsys):
     servers = [MjpegServer(jpeg_frames(256, 128, seed=s), 5.0).start() for s in (0, 1)]
     listing = tmp_path / "cams.streams"
     listing.write_text(f"# two cameras\n{servers[0].url}\n\n{servers[1].url}\n")
-    port, seen = free_port(), {}
+    port, seen = free_ports()[0], {}
 
     def watch():  # a viewer on the preview: the page, then one JPEG of source 1's overlay
         deadline = time.time() + 60
@@ -159,7 +160,7 @@ def test_a_stream_that_dies_and_comes_back_is_reconnected(caplog):
     ("63", "camera 63: no camera at this index"),
 ])
 def test_sources_that_cannot_be_read_get_one_clear_error(source, message, capsys):
-    port = free_port()  # nothing listens there
+    port = free_ports()[0]  # nothing listens there
     assert main(["predict", source.format(port=port)]) == 2
     err = capsys.readouterr().err
     assert message.format(port=port) in err and err.count("\n") == 1 and "secret" not in err

@@ -91,8 +91,9 @@ def start_server(segmenter):
 
 
 @pytest.fixture(scope="module")
-def server_url(serve_model_file) -> Iterator[str]:
-    """One default-configured server per test module (its own Segmenter, batching up to 8)."""
-    seg = liteseg.Segmenter(str(serve_model_file), batch_size=8)
+def server_url(segmenter) -> Iterator[str]:
+    """One default-configured server per test module (its own Segmenter, batching up to 8, on the session's loaded
+    model: no load per module)."""
+    seg = liteseg.Segmenter(segmenter.backend, batch_size=8)
     with ThreadedServer(create_app(ServeConfig(max_batch=8), seg)) as server:
         yield server.url

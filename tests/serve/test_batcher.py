@@ -53,6 +53,23 @@ def test_batches_split_by_image_size_unless_the_model_resizes():
         assert sorted(predict.batches) == sorted(expected)
 
 
+def test_an_image_for_another_model_function_runs_alone_on_the_batcher_thread():
+    predict, other = Recorder(), Recorder()
+    threads: list[str] = []
+
+    def probs(images):
+        threads.append(threading.current_thread().name)
+        return [-value for value in other(images)]
+
+    for any_size in (False, True):
+        batcher = DynamicBatcher(predict, max_batch=4, max_wait_ms=150, any_size=any_size)
+        futures = [batcher.submit(_image(1)), batcher.submit(_image(2), probs), batcher.submit(_image(3))]
+        assert [f.result(10) for f in futures] == [1.0, -2.0, 3.0]
+        batcher.close()
+    assert predict.batches == [[(4, 4, 3)] * 2] * 2 and other.batches == [[(4, 4, 3)]] * 2
+    assert threads == ["liteseg-batcher"] * 2
+
+
 def test_queue_bound_refuses_with_retry_after_then_recovers():
     predict = Recorder(delay=0.2)
     metrics = ServeMetrics()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,16 +15,11 @@ import httpx
 import pytest
 
 from liteseg.cli.main import main
+from liteseg.utils.net import free_ports
 
 from .conftest import png_bytes, random_image
 
 SRC = Path(__file__).resolve().parents[2] / "src"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -45,7 +39,7 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
 @contextmanager
 def _serve(model_file: Path, *options: str) -> Iterator[tuple[subprocess.Popen, str, int]]:
     """``liteseg serve --model MODEL --port P OPTIONS`` in a subprocess, ready; killed on exit if still running."""
-    port = _free_port()
+    port = free_ports()[0]
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     proc = subprocess.Popen(

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import os
+import threading
+import time
 
 import httpx
 import numpy as np
@@ -11,14 +15,19 @@ import pytest
 import torch
 from PIL import Image
 
+from liteseg.inference.backends import Backend
+from liteseg.inference.segmenter import Segmenter
+
 from ..conftest import require_module
-from .conftest import NUM_CLASSES, png_bytes, random_image
+from .conftest import NUM_CLASSES, ThreadedServer, png_bytes, random_image
 
 require_module("tritonclient.http")
 require_module("requests")
 import requests  # noqa: E402
 import tritonclient.http as httpclient  # noqa: E402
 from tritonclient.utils import InferenceServerException  # noqa: E402
+
+from liteseg.serve.app import ServeConfig, build_segmenter, create_app  # noqa: E402
 
 IMAGE = random_image(36, 52, seed=7)
 
@@ -145,3 +154,104 @@ def test_v2_bad_input_is_4xx_and_the_server_stays_healthy(client, start_server):
     assert error.status() == "413" and "max-pixels" in error.message()
     assert client.is_server_ready()
     assert _infer(client, "PIXELS", IMAGE, "UINT8").as_numpy("LABELS").shape == (36, 52)
+
+
+class _RecordingBackend(Backend):
+    """The real model, noting the name of each thread that calls it."""
+
+    name = "recording"
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(inner.meta)
+        self.inner, self.threads = inner, set()
+
+    def __call__(self, x):
+        self.threads.add(threading.current_thread().name)
+        return self.inner(x)
+
+
+def test_every_route_runs_the_model_on_the_batcher_thread(segmenter):
+    """One thread per process calls torch (liteseg.serve.openmp): REST, v2 LABELS and PROBS, PaddleX."""
+    backend = _RecordingBackend(segmenter.backend)
+    with ThreadedServer(create_app(ServeConfig(), Segmenter(backend))) as server:
+        with httpclient.InferenceServerClient(server.url.removeprefix("http://")) as v2:
+            probs = _infer(v2, "PIXELS", IMAGE, "UINT8", outputs=("LABELS", "PROBS")).as_numpy("LABELS")
+            labels = _infer(v2, "IMAGE", np.array([png_bytes(IMAGE)], dtype=object), "BYTES").as_numpy("LABELS")
+        paddlex = _paddlex(server.url, {"image": base64.b64encode(png_bytes(IMAGE)).decode(), "visualize": False})
+        rest = httpx.post(f"{server.url}/v1/segment", content=png_bytes(IMAGE), timeout=30,
+                          headers={"Content-Type": "image/png"})
+    assert rest.status_code == 200 and paddlex.status_code == 200
+    for answer in (probs, labels, np.array(paddlex.json()["result"]["labelMap"]).reshape(IMAGE.shape[:2])):
+        np.testing.assert_array_equal(answer, _argmax(segmenter, IMAGE))
+    assert backend.threads == {"liteseg-batcher"}
+
+
+def _thread_count(at_most: int | None = None) -> int:
+    """This process's OS threads, once no more are ending (or down to ``at_most``), within 5 s."""
+    deadline, count = time.monotonic() + 5, len(os.listdir("/proc/self/task"))
+    while time.monotonic() < deadline and (at_most is None or count > at_most):
+        time.sleep(0.3)
+        count, last = len(os.listdir("/proc/self/task")), count
+        if at_most is None and count == last:
+            break
+    return count
+
+
+def test_the_model_loads_in_a_thread_that_ends(serve_model_file):
+    """build_segmenter leaves the calling thread without an OpenMP team (whose worker threads would outlive the
+    load and make the batcher's team sleep between operators instead of spin-waiting)."""
+    if not os.path.isdir("/proc/self/task"):
+        pytest.skip("counts threads in /proc (Linux)")
+    config = ServeConfig(model=str(serve_model_file), threads=2)
+    first = threading.Thread(target=build_segmenter, args=(config,))  # threads torch starts once per process
+    first.start()
+    first.join(60)
+    counts: list[int] = []
+    loaded: list[Segmenter] = []
+
+    def load() -> None:  # a fresh thread stands for `liteseg serve`'s main thread
+        before = _thread_count()
+        loaded.append(build_segmenter(config))
+        counts.extend([before, _thread_count(at_most=before)])
+
+    thread = threading.Thread(target=load)
+    thread.start()
+    thread.join(60)
+    assert counts and counts[1] == counts[0], f"{counts[1] - counts[0]} thread(s) left behind by the load"
+    np.testing.assert_array_equal(loaded[0].predict_rgb([IMAGE])[0].labels, _argmax(loaded[0], IMAGE))
+
+
+def test_v2_and_paddlex_uploads_take_the_same_slots_as_v1(start_server, segmenter):
+    url = start_server(max_queue=1, max_uploads=1)
+    sent_first_part, release = threading.Event(), threading.Event()
+    body = json.dumps({"inputs": [{"name": "IMAGE", "datatype": "BYTES", "shape": [1],
+                                   "data": [base64.b64encode(png_bytes(IMAGE)).decode()]}]}).encode()
+
+    def slow_body():
+        yield body[:100]
+        sent_first_part.set()
+        release.wait(20)
+        yield body[100:]
+
+    answers: list[httpx.Response] = []
+    slow = threading.Thread(target=lambda: answers.append(httpx.post(f"{url}/v2/models/liteseg/infer",
+                                                                     content=slow_body(), timeout=30)))
+    slow.start()
+    try:
+        assert sent_first_part.wait(10)
+        deadline = time.monotonic() + 10
+        while (rest := httpx.post(f"{url}/v1/segment", content=png_bytes(IMAGE), timeout=30,
+                                  headers={"Content-Type": "image/png"})).status_code != 503:
+            assert time.monotonic() < deadline, "/v1/segment was admitted while a v2 upload was still arriving"
+            time.sleep(0.05)
+        assert rest.json()["error"]["code"] == "uploads_full"
+        paddlex = _paddlex(url, {"image": base64.b64encode(png_bytes(IMAGE)).decode()})
+        assert paddlex.status_code == 503 and "--max-uploads" in paddlex.json()["errorMsg"]
+        v2 = httpx.post(f"{url}/v2/models/liteseg/infer", content=body, timeout=30)
+        assert v2.status_code == 503 and v2.json()["code"] == "uploads_full"
+    finally:
+        release.set()
+        slow.join(30)
+    assert answers[0].status_code == 200
+    np.testing.assert_array_equal(np.array(answers[0].json()["outputs"][0]["data"]).reshape(IMAGE.shape[:2]),
+                                  _argmax(segmenter, IMAGE))

@@ -2,7 +2,6 @@
 does not collect this folder: tests/conftest.py's ``collect_ignore``). One server per module: start-up dominates."""
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -36,13 +35,3 @@ def reference_labels(model_file: Path, image: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         out = loaded.model(x[None])
     return (out[0] if isinstance(out, (list, tuple)) else out)[0].argmax(0).numpy().astype(np.uint8)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports

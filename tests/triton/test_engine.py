@@ -21,9 +21,10 @@ from tritonclient.utils import InferenceServerException
 
 import liteseg
 from liteseg.serve.app import ServeConfig, create_app
+from liteseg.utils.net import free_ports
 
 from ..serve.conftest import ThreadedServer, png_bytes
-from .conftest import NUM_CLASSES, free_ports, reference_labels
+from .conftest import NUM_CLASSES, reference_labels
 
 IMAGES = [np.random.RandomState(s).randint(0, 256, (h, w, 3), dtype=np.uint8)
           for s, (h, w) in enumerate([(40, 56), (33, 47)])]

@@ -15,9 +15,10 @@ from tritonclient.utils import InferenceServerException
 
 from liteseg.cli.main import main
 from liteseg.serve.triton import TritonOptions, start_triton
+from liteseg.utils.net import free_ports
 
 from ..serve.conftest import png_bytes
-from .conftest import NUM_CLASSES, free_ports, reference_labels
+from .conftest import NUM_CLASSES, reference_labels
 
 IMAGES = [np.random.RandomState(10 + s).randint(0, 256, (h, w, 3), dtype=np.uint8)
           for s, (h, w) in enumerate([(40, 56), (40, 56), (29, 61)])]

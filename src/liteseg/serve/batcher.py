@@ -27,6 +27,7 @@ class _Job:
     image: np.ndarray
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.monotonic)
+    predict: PredictFn | None = None  # another model function for this image (it runs alone, on this thread)
 
 
 class DynamicBatcher:
@@ -34,7 +35,9 @@ class DynamicBatcher:
 
     At most ``max_queue`` images may wait or run at once; more are refused with a 503 and a ``Retry-After``
     estimate. Images of different sizes are batched separately unless ``any_size`` (the model resizes all inputs
-    to one size). ``close()`` finishes every accepted image before it returns.
+    to one size). ``close()`` finishes every accepted image before it returns. Every model call of the process
+    belongs on this one thread (see :mod:`liteseg.serve.openmp`): ``submit(image, predict)`` runs another model
+    function here too.
     """
 
     def __init__(self, predict: PredictFn, max_batch: int = 8, max_wait_ms: float = 5.0, max_queue: int = 64,
@@ -66,10 +69,11 @@ class DynamicBatcher:
         return ApiError(503, "queue_full", f"{waiting} images are already queued or running (limit {self.max_queue}, "
                         f"--max-queue); retry after {wait} s", {"Retry-After": str(wait)})
 
-    def submit(self, image: np.ndarray) -> Future:
-        """Queue one RGB uint8 image; the future resolves to its ``SegResult``. After :meth:`close` it raises the
-        503 ``shutting_down``: an image is either refused here or queued ahead of the stop signal, so answered."""
-        job = _Job(image)
+    def submit(self, image: np.ndarray, predict: PredictFn | None = None) -> Future:
+        """Queue one RGB uint8 image (for ``predict``, else the batcher's model); the future resolves to its
+        ``SegResult``. After :meth:`close` it raises the 503 ``shutting_down``: an image is either refused here or
+        queued ahead of the stop signal, so answered."""
+        job = _Job(image, predict=predict)
         with self._lock:  # the put is inside: close() cannot slip its stop signal between the check and the put
             if self._closed:
                 raise ApiError(503, "shutting_down", "the server is shutting down; retry on another instance",
@@ -82,9 +86,9 @@ class DynamicBatcher:
             self._queue.put(job)
         return job.future
 
-    async def segment(self, image: np.ndarray) -> SegResult:
+    async def segment(self, image: np.ndarray, predict: PredictFn | None = None) -> SegResult:
         """Await the segmentation of one image without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(image))
+        return await asyncio.wrap_future(self.submit(image, predict))
 
     def close(self, timeout: float | None = None) -> None:
         """Refuse new images, finish the accepted ones, stop the thread."""
@@ -117,18 +121,20 @@ class DynamicBatcher:
                 self._run(group)
 
     def _groups(self, jobs: list[_Job]) -> list[list[_Job]]:
+        own = [[job] for job in jobs if job.predict is not None]  # another model function: alone
+        shared = [job for job in jobs if job.predict is None]
         if self.any_size:
-            return [jobs]
+            return ([shared] if shared else []) + own
         groups: dict[tuple[int, ...], list[_Job]] = {}
-        for job in jobs:
+        for job in shared:
             groups.setdefault(job.image.shape, []).append(job)
-        return list(groups.values())
+        return list(groups.values()) + own
 
     def _run(self, group: list[_Job]) -> None:
         start = time.perf_counter()
         jobs = [j for j in group if j.future.set_running_or_notify_cancel()]  # skip requests given up
         try:
-            results = self.predict([j.image for j in jobs]) if jobs else []
+            results = (group[0].predict or self.predict)([j.image for j in jobs]) if jobs else []
         except Exception as e:  # a failing batch answers its requests with 500s; the thread keeps serving
             log.exception("inference failed for a batch of %d image(s)", len(jobs))
             for job in jobs:

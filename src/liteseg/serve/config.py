@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from ..inference.budget import DEFAULT_MAX_ASPECT, DEFAULT_MAX_BATCH_PIXELS, DEFAULT_MAX_PIXELS, PixelBudget
 from ..inference.segmenter import Segmenter
+from .openmp import in_own_thread
 
 
 @dataclass
@@ -34,9 +35,11 @@ class ServeConfig:
 
 
 def build_segmenter(config: ServeConfig) -> Segmenter:
-    """Load the configured model (or the default one) once, batching up to ``max_batch`` images."""
+    """Load the configured model (or the default one) once, batching up to ``max_batch`` images; in a thread that
+    ends, so that the batcher's thread holds the process's only OpenMP team (:mod:`.openmp`)."""
     from ..loading.zoo import default_model
 
-    return Segmenter(config.model or default_model(), backend=config.backend, device=config.device,
-                     threads=config.threads, batch_size=config.max_batch, imgsz=config.imgsz,
-                     budget=PixelBudget(config.max_pixels, config.max_aspect, config.max_batch_pixels))
+    return in_own_thread(lambda: Segmenter(
+        config.model or default_model(), backend=config.backend, device=config.device, threads=config.threads,
+        batch_size=config.max_batch, imgsz=config.imgsz,
+        budget=PixelBudget(config.max_pixels, config.max_aspect, config.max_batch_pixels)))

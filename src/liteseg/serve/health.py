@@ -25,12 +25,13 @@ def health_router(state: ServeState) -> APIRouter:
                 responses={503: {"model": ErrorBody}})
     async def readyz() -> dict[str, Any]:
         batcher = state.ready_batcher()
-        queued = max(state.admitted, batcher.pending)
-        if state.uploading >= config.max_uploads or queued >= config.max_queue:
-            raise ApiError(503, "busy", f"a new request would be refused now ({state.uploading}/{config.max_uploads} "
+        slots = state.slots
+        queued = max(slots.admitted, batcher.pending)
+        if slots.uploading >= config.max_uploads or queued >= config.max_queue:
+            raise ApiError(503, "busy", f"a new request would be refused now ({slots.uploading}/{config.max_uploads} "
                            f"uploads, {queued}/{config.max_queue} queued)", {"Retry-After": "1"})
         return {"status": "ready", "queue": batcher.pending, "max_queue": config.max_queue,
-                "uploads": state.uploading, "max_uploads": config.max_uploads}
+                "uploads": slots.uploading, "max_uploads": config.max_uploads}
 
     @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics (text format 0.0.4)")
     async def metrics_text() -> PlainTextResponse:

@@ -8,7 +8,7 @@ import base64
 import binascii
 import json
 import struct
-from typing import Any, Callable, Coroutine
+from typing import Any, Awaitable, Callable, Coroutine
 
 import numpy as np
 from fastapi import APIRouter, Request
@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..inference.segmenter import SegResult, Segmenter
-from .bodies import read_body
 from .errors import ApiError
 from .state import ServeState
 from .tensors import (IMAGE, LABELS, MODEL_NAME, PIXELS, PROBS, labels_dtype, output_tensors,
@@ -97,30 +96,39 @@ def v2_router(state: ServeState, version: str) -> APIRouter:
     @router.post("/v2/models/{name}/infer", summary="v2: segment one image (JSON or binary tensors)")
     async def infer(name: str, request: Request) -> Response:
         seg = model(name)
-        body = await read_body(request, state.config.max_upload_bytes)
-        header, inputs, outputs, binary_out = await run_in_threadpool(parse_infer_request, request, body)
-        rgb, _ = await run_in_threadpool(request_image, inputs, state.config.max_pixels)
-        if PROBS in outputs:
-            if not probs_segmenter:
+        slots = state.slots
+        body = await slots.body(request, state.config.max_upload_bytes)
+        with slots.admit(state.ready_batcher()):
+            header, rgb, outputs, binary_out = await run_in_threadpool(decode_infer_request, request, body,
+                                                                       state.config.max_pixels)
+            del body
+            if PROBS in outputs and not probs_segmenter:
                 probs_segmenter.append(probabilities_segmenter(seg))
-            result = await run_inference(run_in_threadpool(probs_segmenter[0].predict_rgb, [rgb]))
-        else:
-            result = await run_inference(state.ready_batcher().segment(rgb))
-        tensors = output_tensors(result, outputs)
-        return await run_in_threadpool(infer_response, header.get("id"), tensors, binary_out)
+            # on the batcher's thread either way: the process keeps one OpenMP team (liteseg.serve.openmp)
+            predict = probs_segmenter[0].predict_rgb if PROBS in outputs else None
+            tensors = output_tensors(await run_inference(state.ready_batcher().segment(rgb, predict)), outputs)
+            return await run_in_threadpool(infer_response, header.get("id"), tensors, binary_out)
 
     return router
 
 
-async def run_inference(pending: Any) -> SegResult:
+async def run_inference(pending: Awaitable[SegResult]) -> SegResult:
+    """The batcher's answer, or a 500 ``inference_failed`` when the model raised."""
     try:
-        result = await pending
+        return await pending
     except ApiError:
         raise
     except Exception as e:
         raise ApiError(500, "inference_failed", f"the model failed on this image ({type(e).__name__}: {e}); the "
                        "server keeps running") from None
-    return result[0] if isinstance(result, list) else result
+
+
+def decode_infer_request(request: Request, body: bytes, max_pixels: int
+                         ) -> tuple[dict[str, Any], np.ndarray, list[str], bool]:
+    """The JSON header, RGB image, requested output names and whether to answer in binary (one thread hop)."""
+    header, inputs, outputs, binary_out = parse_infer_request(request, body)
+    rgb, _ = request_image(inputs, max_pixels)
+    return header, rgb, outputs, binary_out
 
 
 def parse_infer_request(request: Request, body: bytes

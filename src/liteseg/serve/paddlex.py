@@ -16,6 +16,7 @@ import json
 import uuid
 from typing import Any
 
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
@@ -24,7 +25,6 @@ from starlette.concurrency import run_in_threadpool
 from ..inference.segmenter import SegResult
 from .codecs import decode_image
 from .errors import ApiError
-from .bodies import read_body
 from .kserve import run_inference
 from .state import ServeState
 
@@ -63,6 +63,12 @@ def parse_request(body: bytes) -> tuple[bytes, bool]:
     return data, visualize is not False
 
 
+def decode_request(body: bytes, max_pixels: int) -> tuple[np.ndarray, bool]:
+    """The RGB image and ``visualize`` of a PaddleX request body (one thread hop), or a 4xx :class:`ApiError`."""
+    data, visualize = parse_request(body)
+    return decode_image(data, max_pixels)[0], visualize
+
+
 def result_body(result: SegResult, visualize: bool) -> dict[str, Any]:
     """PaddleX's ``InferResult`` (``labelMap`` row-major, ``size`` [h, w], ``image`` a base64 JPEG overlay)."""
     labels = result.labels
@@ -75,7 +81,8 @@ def result_body(result: SegResult, visualize: bool) -> dict[str, Any]:
 
 
 def paddlex_router(state: ServeState) -> APIRouter:
-    """``POST /semantic-segmentation`` over ``state``'s model and batcher."""
+    """``POST /semantic-segmentation`` over ``state``'s model and batcher; uploads and images take the same slots as
+    ``/v1/segment``'s."""
     router = APIRouter()
     config = state.config
 
@@ -83,12 +90,14 @@ def paddlex_router(state: ServeState) -> APIRouter:
     async def semantic_segmentation(request: Request) -> Response:
         try:
             batcher = state.ready_batcher()
-            # base64 grows the image by 4/3
-            data, visualize = parse_request(await read_body(request, config.max_upload_bytes * 4 // 3 + 1024))
-            rgb, _ = await run_in_threadpool(decode_image, data, config.max_pixels)
-            result = await run_inference(batcher.segment(rgb))
+            slots = state.slots
+            body = await slots.body(request, config.max_upload_bytes * 4 // 3 + 1024)  # base64 grows it by 4/3
+            with slots.admit(batcher):
+                rgb, visualize = await run_in_threadpool(decode_request, body, config.max_pixels)
+                del body
+                result = await run_inference(batcher.segment(rgb))
+                return JSONResponse(await run_in_threadpool(result_body, result, visualize))
         except ApiError as e:
             return paddlex_error(e)
-        return JSONResponse(await run_in_threadpool(result_body, result, visualize))
 
     return router

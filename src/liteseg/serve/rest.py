@@ -57,10 +57,10 @@ def rest_router(state: ServeState) -> APIRouter:
     ) -> Response:
         """Send an image as multipart/form-data (field `image`) or as the raw body (Content-Type image/*)."""
         batcher = state.ready_batcher()
-        with state.receiving_upload():
-            data = await read_upload(request, config.max_upload_bytes, config.upload_grace_s,
-                                     config.min_upload_kbs * 1024)
-        with state.admitted_request(batcher):
+        slots = state.slots
+        async with slots.upload():
+            data = await read_upload(request, config.max_upload_bytes, slots.grace_s, slots.min_rate)
+        with slots.admit(batcher):
             rgb, notes = await run_in_threadpool(decode_image, data, config.max_pixels, config.max_aspect)
             del data
             result = await _segment(batcher, rgb)

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from ..inference.segmenter import Segmenter
+from .admission import Admission
 from .batcher import DynamicBatcher
 from .config import ServeConfig
 from .errors import ApiError
@@ -23,8 +22,9 @@ class ServeState:
         self.segmenter: Segmenter | None = None
         self.batcher: DynamicBatcher | None = None
         self.ready = False
-        self.uploading = 0  # /v1/segment bodies being received
-        self.admitted = 0  # /v1/segment requests being decoded, segmented or encoded
+        # upload and image slots every image route shares (/v1/segment, v2 infer, PaddleX)
+        self.slots = Admission(config.max_uploads, config.max_queue, config.upload_grace_s,
+                               config.min_upload_kbs * 1024)
 
     def start(self, segmenter: Segmenter) -> None:
         """Serve ``segmenter`` through a new batcher."""
@@ -48,32 +48,6 @@ class ServeState:
             raise ApiError(503, "not_ready", "the model is not loaded yet or the server is stopping; retry shortly",
                            {"Retry-After": "1"})
         return self.batcher
-
-    @contextmanager
-    def receiving_upload(self) -> Iterator[None]:
-        """Count an upload being received; the 503 ``uploads_full`` past ``max_uploads`` (slow uploads wait here,
-        not in the inference queue)."""
-        limit = self.config.max_uploads
-        if self.uploading >= limit:
-            raise ApiError(503, "uploads_full", f"{self.uploading} uploads are being received (limit {limit}, "
-                           "--max-uploads); retry shortly", {"Retry-After": "1"})
-        self.uploading += 1
-        try:
-            yield
-        finally:
-            self.uploading -= 1
-
-    @contextmanager
-    def admitted_request(self, batcher: DynamicBatcher) -> Iterator[None]:
-        """Count a request being decoded, segmented or encoded; the 503 ``queue_full`` past ``max_queue`` (this
-        bounds the decoded images in memory, not only those in the batcher)."""
-        if self.admitted >= self.config.max_queue:
-            raise batcher.queue_full(self.admitted)
-        self.admitted += 1
-        try:
-            yield
-        finally:
-            self.admitted -= 1
 
     def loaded_segmenter(self) -> Segmenter:
         """The model being served, or the 503 ``not_ready``."""
