@@ -50,53 +50,48 @@ class PredictWorker:
     """A Ray actor that reads, segments and writes the images of rows ``{"path", "name"}`` (names given by the
     driver over the whole job, so they cannot collide across batches) as single-process predict does, and returns a status row per image (``error``, ``notes``, ``worker``, ``seconds``)."""
 
-    def __init__(self, model: str, source: str, out_dir: str, kinds: list[str], write_args: argparse.Namespace,
+    def __init__(self, model: str, source: str, out_dir: str, kinds: list[str], alpha: float,
                  **segmenter_options: Any) -> None:
         from ..inference.ray_data import SegmentBatch, worker_name
+        from ..inference.result_writer import ResultWriter
 
         self.segment = SegmentBatch(model, probs="probs" in kinds, keep_image=True, **segmenter_options).segment
-        self.source, self.out_dir, self.kinds, self.write_args = source, Path(out_dir), kinds, write_args
+        self.source, self.writer = source, ResultWriter(out_dir, kinds, alpha=alpha)
         self.name = worker_name()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from ..inference.inputs import iter_frames
-        from .predict import _write
 
         start = time.perf_counter()
         frames = [replace(f, name=str(n))  # one frame per image file (videos are refused before the job)
                   for f, n in zip(iter_frames(self.source, [Path(p) for p in batch["path"]]), batch["name"])]
         good = [f for f in frames if f.error is None]
         for frame, result in zip(good, self.segment([f.image for f in good])):
-            _write(frame, result, self.kinds, self.write_args, self.out_dir, {})
+            self.writer.write(result, frame.name)
         seconds = (time.perf_counter() - start) / max(len(frames), 1)
         return {"path": [f.source for f in frames], "error": [f.error or "" for f in frames],
                 "notes": ["\n".join(f.notes) for f in frames], "worker": [self.name] * len(frames),
                 "seconds": [seconds] * len(frames)}
 
 
-def _output_kinds(kinds: list[str], cityscapes_ids: bool) -> list[str]:
-    return kinds + (["label_ids"] if cityscapes_ids else [])
-
-
 def _pending(files: list[Path], names: list[str], out_dir: Path, kinds: list[str]) -> list[Path]:
     """The files not all of whose outputs exist (atomic writes: an existing output is a finished one)."""
-    from ..inference.ray_data import output_path
+    from ..inference.result_writer import ResultWriter
 
-    return [f for f, n in zip(files, names) if not all(output_path(out_dir, k, n).exists() for k in kinds)]
+    writer = ResultWriter(out_dir, kinds)
+    return [f for f, n in zip(files, names) if not all(writer.path(k, n).exists() for k in kinds)]
 
 
 def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
     """``liteseg predict --engine ray``."""
-    from PIL import Image
     from tqdm import tqdm
 
     from ..inference.backends import create_backend
     from ..inference.inputs import VIDEO_SUFFIXES, list_sources, output_names
+    from ..inference.output_encoding import check_kinds
     from ..inference.ray_data import Throughput, connect, map_with_actors, pool_size, remove_partial_files
-    from ..inference.segmenter import save_image
-    from ..inference.visualize import legend
+    from ..inference.result_writer import ResultWriter
     from ..loading.zoo import default_model
-    from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
     from .run_dir import prepare_output_dir
 
     if "://" in args.source:
@@ -114,13 +109,11 @@ def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
     checker = create_backend(model, args.backend)  # a bad model fails here, not in every worker
     meta = checker.meta
     checker.close()
-    if args.cityscapes_ids and meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
-        raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {meta.num_classes}")
+    check_kinds(kinds, meta.num_classes)
     out_dir = prepare_output_dir(args.output, "runs/predict", exist_ok=args.exist_ok or args.resume)
-    out_kinds = _output_kinds(kinds, args.cityscapes_ids)
-    removed = remove_partial_files(out_dir, out_kinds)
+    removed = remove_partial_files(out_dir, kinds)
     names = dict(zip(files, output_names(files, Path(args.source) if Path(args.source).is_dir() else None)))
-    pending = _pending(files, [names[f] for f in files], out_dir, out_kinds) if args.resume else files
+    pending = _pending(files, [names[f] for f in files], out_dir, kinds) if args.resume else files
     if args.resume:
         print(f"resume: {len(files) - len(pending)} of {len(files)} image(s) already done, {len(pending)} to go"
               + (f"; removed {removed} partial file(s)" if removed else ""))
@@ -129,9 +122,8 @@ def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
     start = time.perf_counter()
     first = None
     if pending:
-        write_args = argparse.Namespace(alpha=args.alpha, cityscapes_ids=args.cityscapes_ids, save_video=False)
         worker_kwargs = dict(model=model, source=args.source, out_dir=str(out_dir), kinds=kinds,
-                             write_args=write_args, backend=args.backend, device=_device(args), threads=args.threads,
+                             alpha=args.alpha, backend=args.backend, device=_device(args), threads=args.threads,
                              batch_size=args.batch_size, half=args.half, tile=args.tile,
                              imgsz=args.imgsz)
         rows = args.batch_size * -(-ROWS_PER_TASK // args.batch_size)
@@ -157,9 +149,9 @@ def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
                     bar.set_postfix_str(f"{bar.n / (time.perf_counter() - start):.2f} img/s")
         finally:
             bar.close()
-    remove_partial_files(out_dir, out_kinds)
+    remove_partial_files(out_dir, kinds)
     elapsed = time.perf_counter() - start
-    save_image(out_dir / "legend.png", Image.fromarray(legend(meta.class_names, meta.palette)))
+    ResultWriter(out_dir, ()).write_legend(meta.class_names, meta.palette)
     print(f"{done} image(s) segmented, {failed} failed, {done / elapsed if elapsed > 0 else 0.0:.2f} img/s "
           f"(ray, {len(stats.images)} worker(s)) -> {out_dir}")
     if first is not None:

@@ -21,10 +21,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..inference.about import describe
-from ..inference.segmenter import SegResult, Segmenter
+from ..inference.segmenter import Segmenter
 from .batcher import DynamicBatcher
 from .bodies import read_body
-from .codecs import decode_image, label_png, encode_png, result_json
+from .codecs import decode_image, result_json, result_png
 from ..inference.budget import DEFAULT_MAX_ASPECT, DEFAULT_MAX_BATCH_PIXELS, DEFAULT_MAX_PIXELS, PixelBudget
 from .errors import ApiError
 from .guard import GuardMiddleware
@@ -243,7 +243,7 @@ def create_app(config: ServeConfig | None = None, segmenter: Segmenter | None = 
             result.notes = notes
             if fmt == "json":
                 return JSONResponse(await run_in_threadpool(result_json, result, rle, alpha if overlay else None))
-            return Response(await run_in_threadpool(_render_png, result, fmt, alpha), media_type="image/png")
+            return Response(await run_in_threadpool(result_png, result, fmt, alpha), media_type="image/png")
         finally:
             state.admitted -= 1
 
@@ -327,12 +327,6 @@ async def _file_part(request: Request, body: bytes) -> bytes:
         return await part.read()
     finally:
         await form.close()
-
-
-def _render_png(result: SegResult, fmt: str, alpha: float) -> bytes:
-    if fmt == "labels":
-        return label_png(result.labels)
-    return encode_png(result.colorize() if fmt == "color" else result.overlay(alpha))
 
 
 def _model_name(config: ServeConfig, seg: Segmenter) -> str:

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import uuid
 from typing import Any, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from ..inference.output_encoding import jpeg_bytes
 from ..inference.segmenter import SegResult
 from .batcher import DynamicBatcher
 from .codecs import decode_image
@@ -68,9 +67,7 @@ def result_body(result: SegResult, visualize: bool) -> dict[str, Any]:
     labels = result.labels
     body: dict[str, Any] = {"labelMap": labels.ravel().tolist(), "size": [int(labels.shape[0]), int(labels.shape[1])]}
     if visualize:
-        buffer = io.BytesIO()
-        Image.fromarray(result.overlay()).save(buffer, format="JPEG")
-        body["image"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+        body["image"] = base64.b64encode(jpeg_bytes(result.overlay())).decode("ascii")
     return {"logId": str(uuid.uuid4()), "errorCode": 0, "errorMsg": "Success", "result": body}
 
 
