@@ -17,6 +17,8 @@ from typing import Any, Callable, NoReturn
 from ..errors import LitesegError, install_hint
 
 ERROR_PREFIX = "error: "
+DEVICE_HELP = ("cpu, cuda, cuda:N or mps, the same for every backend (each runs on the devices it declares: "
+               "see docs/deployment.md, Backends)")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -125,15 +127,11 @@ def validate(args: argparse.Namespace) -> None:
     if args.command in ("predict", "val", "serve", "benchmark") and args.model:
         check_model(args.model)
     if hasattr(args, "backend") and args.command != "benchmark":
+        from ..inference.capabilities import check_backend_options
+
         args.backend = resolve_backend(getattr(args, "model", None), args.backend)
-        if args.backend != "torch":
-            given = [f"--{o}" for o in ("device", "half") if getattr(args, o, None)]
-            if given:
-                verb = "apply" if len(given) > 1 else "applies"
-                raise LitesegError(f"{' and '.join(given)} {verb} to the torch backend only, not to --backend "
-                                   f"{args.backend} (it runs on the CPU in float32); drop {' '.join(given)}")
-    if getattr(args, "device", None):
-        check_device(args.device)
+        check_backend_options(args.backend, getattr(args, "device", None), bool(getattr(args, "half", False)),
+                              getattr(args, "batch_size", 1))
     if args.command == "serve":
         require_modules(("fastapi", "serve"), ("uvicorn", "serve"), ("python_multipart", "serve"),
                         ("prometheus_client", "serve"), what="liteseg serve")
@@ -174,27 +172,6 @@ def resolve_backend(model: Any, backend: str | None) -> str:
     if backend not in known_backends():
         raise LitesegError(f"--backend: unknown backend {backend!r}; choose one of {', '.join(known_backends())}")
     return backend
-
-
-def check_device(device: str) -> None:
-    """A torch device that exists on this machine (``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise LitesegError(f"--device {device!r}: not a torch device; use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise LitesegError(f"--device {device}: this torch ({torch.__version__}) has no usable CUDA device; "
-                               f"use --device cpu, or install a CUDA build of torch")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise LitesegError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
-    elif dev.type == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise LitesegError(f"--device {device}: MPS is not available here; use --device cpu")
-    elif dev.type != "cpu":
-        raise LitesegError(f"--device {device}: liteseg runs on cpu, cuda or mps, not {dev.type}")
 
 
 def check_port_free(host: str, number: int) -> None:

@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import LitesegError
+from ..inference.backend_names import backend_help
 from . import options, ray_engine
+from .options import DEVICE_HELP
 from .run_dir import check_output_dir, prepare_output_dir
 
 if TYPE_CHECKING:
@@ -37,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                          "480x360)")
     p.add_argument("-o", "--output", type=Path, help="output folder (default: a new runs/predict/expN)")
     p.add_argument("--exist-ok", action="store_true", help="write into an existing output folder")
-    p.add_argument("--backend", help="torch, onnxruntime or openvino (default: torch; onnxruntime for .onnx)")
-    p.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
+    p.add_argument("--backend", help=backend_help())
+    p.add_argument("--device", help=f"{DEVICE_HELP} (default: cpu)")
     p.add_argument("--save", default=",".join(KINDS),
                    help="comma-separated outputs per image: labels, color, overlay (default all three)")
     p.add_argument("--cityscapes-ids", action="store_true", help="also write Cityscapes labelIds PNGs (submission)")
@@ -66,7 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "PP-LiteSeg on CPU)")
     p.add_argument("--max-aspect", type=options.float_range(1.0), default=20.0,
                    help="largest aspect ratio (long side / short side), else skipped (default 20)")
-    p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU where the backend supports it")
+    p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU (backends torch, torch-opt, "
+                                                         "torch-compile; others: an error)")
     ray_engine.add_options(p, resume=True)
     p.set_defaults(func=run)
 

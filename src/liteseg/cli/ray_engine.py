@@ -43,7 +43,11 @@ def check_local(args: argparse.Namespace) -> None:
 
 
 def _device(args: argparse.Namespace) -> str | None:
-    return args.device or ("cuda" if args.gpus_per_worker and args.backend in (None, "torch") else None)
+    """``--device``, else CUDA for GPU workers of a backend that runs on it."""
+    from ..inference.capabilities import capabilities
+
+    caps = capabilities(args.backend) if args.gpus_per_worker else None
+    return args.device or ("cuda" if caps is not None and "cuda" in caps.devices else None)
 
 
 class PredictWorker:

@@ -10,7 +10,7 @@ import importlib
 import logging
 import os
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -20,6 +20,8 @@ from ..errors import LitesegError, install_hint
 from ..loading import resolve_model
 from ..meta import ModelMeta
 from . import hardware
+from .backend_names import LAZY_BACKENDS
+from .capabilities import Capabilities, check_backend_options
 from .preprocess import normalize
 
 
@@ -31,6 +33,7 @@ class Backend(ABC):
     """
 
     name: str = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()  # what options it takes (checked before it is built)
     output_kind: str = "logits"  # logits | probs: float32 [N, C, H, W]; labels: integer [N, H, W]
     takes_images: bool = False
 
@@ -62,23 +65,20 @@ class Backend(ABC):
 class TorchBackend(Backend):
     """PyTorch eager (optionally fp16 on GPU / bf16 on CPU).
 
-    ``optimize=True`` (backend ``torch-opt``) runs a frozen TorchScript graph with ``optimize_for_inference``
-    (BatchNorm folded into the convolutions, oneDNN layouts on CPU) that still accepts any input size;
-    ``torch-compile`` (:mod:`liteseg.inference.compiled_backend`) compiles with TorchInductor instead.
+    ``torch-opt`` (:class:`OptimizedTorchBackend`) runs a frozen TorchScript graph instead; ``torch-compile``
+    (:mod:`liteseg.inference.compiled_backend`) compiles with TorchInductor.
     """
 
     name = "torch"
+    capabilities = Capabilities(devices=("cpu", "cuda", "mps"), half=True)
 
     def __init__(self, model: nn.Module, meta: ModelMeta, device: str | torch.device = "cpu",
-                 half: bool = False, threads: int | None = None, optimize: bool = False) -> None:
+                 half: bool = False, threads: int | None = None) -> None:
         super().__init__(meta)
         self.device = torch.device(device)
         if threads:
             torch.set_num_threads(threads)
         self.model = model.to(self.device).eval()
-        if optimize:
-            self.model = optimize_for_inference(self.model, self.device)
-            self.name = "torch-opt"
         self.dtype = torch.float32
         if half:
             self.dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
@@ -99,6 +99,19 @@ class TorchBackend(Backend):
         if isinstance(out, (list, tuple)):
             out = out[0]
         return out.float().cpu().numpy()
+
+
+class OptimizedTorchBackend(TorchBackend):
+    """``torch-opt``: a frozen TorchScript graph with ``optimize_for_inference`` (BatchNorm folded into the
+    convolutions, oneDNN layouts on CPU) that still accepts any input size; ``half`` as :class:`TorchBackend`."""
+
+    name = "torch-opt"
+    capabilities = Capabilities(devices=("cpu", "cuda"), half=True)
+
+    def __init__(self, model: nn.Module, meta: ModelMeta, device: str | torch.device = "cpu",
+                 half: bool = False, threads: int | None = None) -> None:
+        super().__init__(model, meta, device=device, half=half, threads=threads)
+        self.model = optimize_for_inference(self.model, self.device)
 
 
 def optimize_for_inference(model: nn.Module, device: torch.device | str = "cpu") -> torch.jit.ScriptModule:
@@ -124,25 +137,17 @@ def _torch_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -
 
 
 def _torch_opt_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
-    return _torch_factory(source, meta, optimize=True, **options)
+    loaded = resolve_model(source, meta)
+    return OptimizedTorchBackend(loaded.model, loaded.meta, **options)
 
 
 BACKENDS: dict[str, Callable[..., Backend]] = {"torch": _torch_factory, "torch-opt": _torch_opt_factory}
-# name -> (module that registers it in BACKENDS on import, the optional package it needs, the pyproject extra
-# that installs that package, or None when it is a core dependency)
-_LAZY_BACKENDS: dict[str, tuple[str, str, str | None]] = {
-    "torch-compile": ("liteseg.inference.compiled_backend", "torch", None),
-    "onnxruntime": ("liteseg.inference.ort_backend", "onnxruntime", "onnx"),
-    "openvino": ("liteseg.inference.openvino_backend", "openvino", "openvino"),
-    "executorch": ("liteseg.inference.executorch_backend", "executorch", "executorch"),
-    "litert": ("liteseg.inference.litert_backend", "ai_edge_litert", "litert"),
-    "ncnn": ("liteseg.inference.ncnn_backend", "ncnn", "ncnn")}
 
 
 def _import_backend(name: str) -> bool:
     """Import a lazy backend's module; False only when its optional package is not installed. Any other
     ImportError (a bug in liteseg's own module, a broken install of a dependency's dependency) propagates."""
-    module, package, _ = _LAZY_BACKENDS[name]
+    module, package, _ = LAZY_BACKENDS[name]
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as e:
@@ -168,7 +173,7 @@ def edge_backend_for(source: Any) -> str | None:
 
 def known_backends() -> list[str]:
     """Every backend name, installed or not."""
-    return sorted(set(BACKENDS) | set(_LAZY_BACKENDS))
+    return sorted(set(BACKENDS) | set(LAZY_BACKENDS))
 
 
 def backend_for(source: Any) -> str:
@@ -193,7 +198,7 @@ def register_backend(name: str, factory: Callable[..., Backend]) -> None:
 
 def available_backends() -> list[str]:
     """Backends whose dependencies are installed."""
-    return ["torch", "torch-opt"] + [name for name in _LAZY_BACKENDS if _import_backend(name)]
+    return ["torch", "torch-opt"] + [name for name in LAZY_BACKENDS if _import_backend(name)]
 
 
 def create_backend(source: Any, backend: str | None = None, meta: ModelMeta | None = None,
@@ -201,12 +206,8 @@ def create_backend(source: Any, backend: str | None = None, meta: ModelMeta | No
     """A ready backend for ``source`` (path, nn.Module or LoadedModel); ``options`` go to the backend.
 
     ``backend=None`` picks it from the source (:func:`backend_for`: ``.onnx`` files run in ONNX Runtime).
+    ``device`` and ``half`` are checked against what the backend declares (:mod:`liteseg.inference.capabilities`).
     """
     backend = backend or backend_for(source)
-    if backend not in BACKENDS and backend in _LAZY_BACKENDS and not _import_backend(backend):
-        _, package, extra = _LAZY_BACKENDS[backend]
-        raise LitesegError(f"backend {backend!r} needs an optional dependency that is missing ({package}); "
-                           f"install it with: {install_hint(extra) if extra else f'pip install {package}'}")
-    if backend not in BACKENDS:
-        raise LitesegError(f"unknown backend {backend!r}; choose one of {', '.join(known_backends())}")
+    check_backend_options(backend, options.get("device"), bool(options.get("half")))
     return BACKENDS[backend](source, meta=meta, **options)

@@ -1,7 +1,7 @@
 """The ``ncnn`` backend: ``create_backend(PATH, "ncnn")``; registers itself on import (see edge_backend)."""
 from __future__ import annotations
 
-import ncnn  # noqa: F401  (a missing package makes this backend unavailable, see _LAZY_BACKENDS)
+import ncnn  # noqa: F401  (a missing package makes this backend unavailable, see backend_names.LAZY_BACKENDS)
 
 from .edge_backend import register
 
