@@ -161,8 +161,17 @@ def test_val_and_serve_run_on_the_cpu(backend, files, tmp_path, monkeypatch):
     assert _agreement(np.asarray(Image.open(io.BytesIO(answers[0].content))), files) >= 0.999
 
 
-def test_val_picks_cuda_by_capability(monkeypatch):
+def test_val_picks_cuda_by_capability(files, tmp_path, monkeypatch, capsys):
+    """With a CUDA device (faked), val runs every backend that declares CUDA on it, the others on the CPU."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert [capabilities.default_device(b) for b in ("torch", "torch-opt", "onnxruntime")] == ["cuda", "cuda", "cpu"]
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert capabilities.default_device("torch") == "cpu"
+    chosen = {}
+
+    def create_backend(model, backend, **options):
+        chosen[backend] = options.get("device")
+        raise liteseg.LitesegError("stop here")
+
+    monkeypatch.setattr("liteseg.inference.backends.create_backend", create_backend)
+    for backend in ("torch", "torch-opt", "onnxruntime"):
+        assert main(_argv("val", backend, None, False, files, tmp_path / backend)) == 2
+    assert chosen == {"torch": "cuda", "torch-opt": "cuda", "onnxruntime": "cpu"}
+    assert capsys.readouterr().err.count("stop here") == 3

@@ -116,3 +116,35 @@ def test_a_video_is_published_whole_or_not_at_all(tmp_path):
             writer.add_video_frame("live", cam)  # measured rate: frames held, then dropped
             raise RuntimeError("model failed")
     assert [p.name for p in (tmp_path / "bad").rglob("*")] == ["video"]  # no mp4, no temporary file
+
+
+def test_predict_that_fails_mid_video_publishes_no_video(tmp_path, monkeypatch, capsys):
+    """main's predict closed (published) its videos in a ``finally``, so a failed run left a partial .mp4."""
+    cv2 = require_module("cv2")
+    import liteseg
+    from liteseg.cli.main import main
+    from liteseg.formats.native import save_native
+    from liteseg.inference.segmenter import Segmenter
+
+    model = liteseg.create_model("pp_liteseg_t", num_classes=4)
+    save_native(tmp_path / "m.safetensors", model.state_dict(), {"arch": "pp_liteseg_t", "config": model.config,
+                                                                  "meta": {}})
+    video = cv2.VideoWriter(str(tmp_path / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5, (32, 24))
+    for i in range(4):
+        video.write(np.full((24, 32, 3), 40 * i, np.uint8))
+    video.release()
+    forward, calls = Segmenter.forward, []
+
+    def failing_forward(self, batch):
+        calls.append(1)
+        if len(calls) == 3:
+            raise LitesegError("the model failed on frame 3")
+        return forward(self, batch)
+
+    monkeypatch.setattr(Segmenter, "forward", failing_forward)
+    out = tmp_path / "out"
+    assert main(["predict", str(tmp_path / "clip.avi"), "--model", str(tmp_path / "m.safetensors"), "-o", str(out),
+                 "--save", "labels", "--save-video"]) == 2
+    assert "frame 3" in capsys.readouterr().err
+    assert len(list((out / "labels" / "clip").iterdir())) == 2  # the frames before the failure are kept
+    assert not list((out / "video").glob("*"))  # but no video, and no temporary file
