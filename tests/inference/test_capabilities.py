@@ -110,6 +110,7 @@ def test_refused_combinations_are_one_clear_error_before_any_model_loads(files, 
                     if half and command != "predict":  # --half is a predict option
                         continue
                     argv = _argv(command, backend, device, half, files, tmp_path / "out")
+                    argv[argv.index("--model") + 1] = str(files["list"])  # not a model: refused before loading
                     assert main(argv) == 2, argv
                     err = capsys.readouterr().err
                     lines = [line for line in err.splitlines() if line.strip()]
