@@ -9,10 +9,13 @@ import argparse
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LitesegError
 from . import options
+
+if TYPE_CHECKING:
+    from ..inference.ray_data import Throughput
 
 ROWS_PER_TASK = 4  # images per actor call: a killed worker's batch is redone, so this bounds the work lost
 _RAY_ONLY = ("address", "workers", "gpus_per_worker", "resume")
@@ -88,12 +91,10 @@ def _pending(files: list[Path], names: list[str], out_dir: Path, kinds: list[str
 
 def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
     """``liteseg predict --engine ray``."""
-    from tqdm import tqdm
-
     from ..inference.backends import create_backend
     from ..inference.inputs import VIDEO_SUFFIXES, list_sources, output_names
     from ..inference.output_encoding import check_kinds
-    from ..inference.ray_data import Throughput, connect, map_with_actors, pool_size, remove_partial_files
+    from ..inference.ray_data import Throughput, remove_partial_files
     from ..inference.result_writer import ResultWriter
     from ..loading.zoo import default_model
     from .run_dir import prepare_output_dir
@@ -121,38 +122,11 @@ def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
     if args.resume:
         print(f"resume: {len(files) - len(pending)} of {len(files)} image(s) already done, {len(pending)} to go"
               + (f"; removed {removed} partial file(s)" if removed else ""))
-    failed = done = 0
     stats = Throughput()
     start = time.perf_counter()
-    first = None
-    if pending:
-        worker_kwargs = dict(model=model, source=args.source, out_dir=str(out_dir), kinds=kinds,
-                             alpha=args.alpha, backend=args.backend, device=_device(args), threads=args.threads,
-                             batch_size=args.batch_size, half=args.half, tile=args.tile,
-                             imgsz=args.imgsz)
-        rows = args.batch_size * -(-ROWS_PER_TASK // args.batch_size)
-        bar = tqdm(desc="predict (ray)", total=len(pending), unit="img", dynamic_ncols=True)
-        try:
-            with connect(args.address, f"; finished images are kept: go on with --resume -o {out_dir}") as ray:
-                workers = args.workers or pool_size(ray, args.threads, args.gpus_per_worker)
-                rows_in = ray.data.from_items([{"path": str(p), "name": names[p]} for p in pending])
-                ds = map_with_actors(rows_in, PredictWorker,
-                                     worker_kwargs, workers=workers, threads=args.threads,
-                                     gpus=args.gpus_per_worker, rows=rows)
-                for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                    first = first or time.perf_counter() - start
-                    stats.add(batch)
-                    for path, error, notes in zip(batch["path"], batch["error"], batch["notes"]):
-                        if error:
-                            failed += 1
-                            tqdm.write(f"skipped: {error}")
-                        for note in filter(None, str(notes).split("\n")):
-                            tqdm.write(f"warning: {path}: {note}")
-                    done = sum(stats.images.values()) - failed
-                    bar.update(len(batch["path"]))
-                    bar.set_postfix_str(f"{bar.n / (time.perf_counter() - start):.2f} img/s")
-        finally:
-            bar.close()
+    failed, first = _run_job(args, model, kinds, out_dir, [(p, names[p]) for p in pending], stats) \
+        if pending else (0, None)
+    done = sum(stats.images.values()) - failed
     remove_partial_files(out_dir, kinds)
     elapsed = time.perf_counter() - start
     ResultWriter(out_dir, ()).write_legend(meta.class_names, meta.palette)
@@ -163,6 +137,38 @@ def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
     for line in stats.lines():
         print(line)
     return 1 if failed else 0
+
+
+def _run_job(args: argparse.Namespace, model: str, kinds: list[str], out_dir: Path, pending: list[tuple[Path, str]],
+             stats: Throughput) -> tuple[int, float | None]:
+    """Segment ``pending`` (path, output name) on the Ray workers; (images failed, seconds to the first result)."""
+    from tqdm import tqdm
+
+    from ..inference.ray_data import connect, map_with_actors, pool_size
+
+    worker_kwargs = dict(model=model, source=args.source, out_dir=str(out_dir), kinds=kinds, alpha=args.alpha,
+                         backend=args.backend, device=_device(args), threads=args.threads,
+                         batch_size=args.batch_size, half=args.half, tile=args.tile, imgsz=args.imgsz)
+    rows = args.batch_size * -(-ROWS_PER_TASK // args.batch_size)
+    failed, first, start = 0, None, time.perf_counter()
+    with tqdm(desc="predict (ray)", total=len(pending), unit="img", dynamic_ncols=True) as bar, \
+            connect(args.address, f"; finished images are kept: go on with --resume -o {out_dir}") as ray:
+        workers = args.workers or pool_size(ray, args.threads, args.gpus_per_worker)
+        rows_in = ray.data.from_items([{"path": str(path), "name": name} for path, name in pending])
+        ds = map_with_actors(rows_in, PredictWorker, worker_kwargs, workers=workers, threads=args.threads,
+                             gpus=args.gpus_per_worker, rows=rows)
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            first = first or time.perf_counter() - start
+            stats.add(batch)
+            for path, error, notes in zip(batch["path"], batch["error"], batch["notes"]):
+                if error:
+                    failed += 1
+                    tqdm.write(f"skipped: {error}")
+                for note in filter(None, str(notes).split("\n")):
+                    tqdm.write(f"warning: {path}: {note}")
+            bar.update(len(batch["path"]))
+            bar.set_postfix_str(f"{bar.n / (time.perf_counter() - start):.2f} img/s")
+    return failed, first
 
 
 def run_val(args: argparse.Namespace, dataset: Any, model: str) -> Any:
