@@ -1,9 +1,10 @@
 """Every backend x ``--device`` x ``--half`` through predict, val and serve: it runs, or gets one clear error.
 
 The expected table below is written out independently of what the backend classes declare; runs are checked
-against the model's own argmax. Run here: torch, torch-opt, onnxruntime, openvino (one small ONNX export for the
-session; plain torch runs through predict, val and serve in their own tests). torch-compile compiles for minutes (tests/inference/test_compiled_backend.py runs it) and the edge
-backends need their own exports (tests/export/test_edge.py): their refusals are tested, their runs are not.
+against the model's own argmax. Run here: torch with --half, torch-opt, onnxruntime, openvino (one small ONNX
+export for the session; plain torch runs through predict, val and serve in their own tests). torch-compile compiles
+for minutes (tests/inference/test_compiled_backend.py runs it) and the edge backends need their own exports
+(tests/export/test_edge.py): their refusals are tested here, their runs there.
 """
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ def _device(args: argparse.Namespace) -> str | None:
 
 class PredictWorker:
     """A Ray actor that reads, segments and writes the images of rows ``{"path", "name"}`` (names given by the
-    driver over the whole job, so they cannot collide across batches) as single-process predict does, and returns a status row per image (``error``, ``notes``, ``worker``, ``seconds``)."""
+    driver over the whole job, so they cannot collide across batches) with the :class:`ResultWriter` single-process
+    predict uses, and returns a status row per image (``error``, ``notes``, ``worker``, ``seconds``)."""
 
     def __init__(self, model: str, source: str, out_dir: str, kinds: list[str], alpha: float,
                  **segmenter_options: Any) -> None:

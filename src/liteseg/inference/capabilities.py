@@ -44,7 +44,7 @@ def backend_class(name: str) -> type[Backend] | None:
                            f"install it with: {install_hint(extra) if extra else f'pip install {package}'}")
     if name not in backends.BACKENDS:
         raise LitesegError(f"unknown backend {name!r}; choose one of {', '.join(backends.known_backends())}")
-    found = [cls for cls in _subclasses(backends.Backend) if cls.name == name and cls.__module__.startswith("liteseg.")]
+    found = [c for c in _subclasses(backends.Backend) if c.name == name and c.__module__.startswith("liteseg.")]
     return found[0] if found else None
 
 
