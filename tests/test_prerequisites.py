@@ -30,7 +30,7 @@ def test_our_own_modules_are_never_optional():
 def fake_backend(tmp_path, monkeypatch):
     """Register lazy backend 'fake' whose module file the test writes; returns a writer."""
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(backends._LAZY_BACKENDS, "fake", ("liteseg_fake_backend", "liteseg_fake_runtime", "fake"))
+    monkeypatch.setitem(backends.LAZY_BACKENDS, "fake", ("liteseg_fake_backend", "liteseg_fake_runtime", "fake"))
 
     def write(source: str) -> None:
         (tmp_path / "liteseg_fake_backend.py").write_text(source)

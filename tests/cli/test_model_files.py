@@ -25,9 +25,9 @@ def test_every_install_hint_names_a_real_extra():
         named += [(path.name, m) for m in re.findall(r"liteseg\[([^\]{}]+)\]", text)]
         named += [(path.name, m) for m in re.findall(r"install_hint\(['\"]([^'\"]+)['\"]\)", text)]
     assert named and all(extra in extras for _, extra in named), [n for n in named if n[1] not in extras]
-    from liteseg.inference import backends
+    from liteseg.inference.backend_names import LAZY_BACKENDS
 
-    lazy_extras = {extra for _, _, extra in backends._LAZY_BACKENDS.values() if extra is not None}
+    lazy_extras = {extra for _, _, extra in LAZY_BACKENDS.values() if extra is not None}
     assert lazy_extras and lazy_extras <= extras
 
 
