@@ -17,15 +17,17 @@ _LAZY = {
     "LoadReport": "liteseg.loading", "Segmenter": "liteseg.inference.segmenter",
     "SegResult": "liteseg.inference.segmenter", "ModelMeta": "liteseg.meta", "list_models": "liteseg.loading",
     "get_weights": "liteseg.loading.zoo", "list_weights": "liteseg.loading.zoo",
+    "ResultWriter": "liteseg.inference.result_writer",
 }
 
 __all__ = [
     "create_model", "list_models", "list_weights", "get_weights", "load", "Segmenter", "SegResult", "LoadedModel",
-    "LoadReport", "ModelMeta",
+    "LoadReport", "ModelMeta", "ResultWriter",
     "LitesegError", "FormatError", "ArchitectureError", "UnsafePickleError", "DatasetError", "__version__",
 ]
 
 if TYPE_CHECKING:
+    from .inference.result_writer import ResultWriter
     from .inference.segmenter import SegResult, Segmenter
     from .loading import LoadedModel, LoadReport, create_model, list_models, load
     from .loading.zoo import get_weights, list_weights

@@ -41,7 +41,7 @@ def _cases(i: Path, busy: int) -> list[list[str]]:
         ["predict", img, "--device", "cuda:7"], ["predict", img, "--threads", "-1"],
         ["predict", img, "--batch-size", "0"],
         ["predict", img, "--backend", "onnxruntime", "--half"], ["predict", img, "--backend", "onnxruntime",
-                                                                "--device", "cpu"],
+                                                                "--device", "mps"],
         ["predict", img, "--backend", "nope"], ["predict", img, "--tile", "12"], ["predict", img, "--save", "x"],
         ["predict", str(i / "missing")], ["predict", img, "--model", str(i / "missing.pt")], ["predict"],
         ["val", "--data", data, "--num-workers", "-1"], ["val", "--data", data, "--scales", "0"],

@@ -205,6 +205,7 @@ def test_predict_streams_frames_with_bounded_memory(model_file, tmp_path, monkey
     """Frames are decoded lazily and only a few are in flight, however long the source (video, huge folder)."""
     from liteseg.cli import predict
     from liteseg.inference.inputs import Frame
+    from liteseg.inference.result_writer import ResultWriter
 
     state = {"made": 0, "in_flight": []}
     rng = np.random.RandomState(0)
@@ -214,15 +215,15 @@ def test_predict_streams_frames_with_bounded_memory(model_file, tmp_path, monkey
             state["made"] += 1
             yield Frame(f"clip/{i:06d}", f"clip.mp4#{i}", rng.randint(0, 255, (24, 32, 3), dtype=np.uint8))
 
-    write = predict._write
+    write = ResultWriter.write
 
-    def counting_write(frame, *rest):
-        state["in_flight"].append(state["made"] - int(frame.name.split("/")[1]))
-        write(frame, *rest)
+    def counting_write(self, result, name=None):
+        state["in_flight"].append(state["made"] - int(name.split("/")[1]))
+        return write(self, result, name)
 
     monkeypatch.setattr("liteseg.inference.inputs.list_sources", lambda source: [])  # predict imports them in run()
     monkeypatch.setattr("liteseg.inference.inputs.iter_frames", endless_frames)
-    monkeypatch.setattr(predict, "_write", counting_write)
+    monkeypatch.setattr(ResultWriter, "write", counting_write)
     assert _run(tmp_path, "--model", model_file, "-o", tmp_path / "out", "--batch-size", "2") == 0
     assert len(state["in_flight"]) == 60 and len(list((tmp_path / "out" / "labels" / "clip").iterdir())) == 60
     # batches: read-ahead queue + the one the reader waits to queue + the one at the model + write-behind queue +

@@ -22,7 +22,7 @@ def test_macs_and_params_match_spec(name, macs, params, inference):
 
 def test_optimized_torch_backend_matches_eager_on_an_odd_size(fixture_dir):
     eager = create_backend(fixture_dir / "weights.pdparams")
-    fast = create_backend(fixture_dir / "weights.pdparams", optimize=True)
+    fast = create_backend(fixture_dir / "weights.pdparams", "torch-opt")
     x = np.random.RandomState(0).standard_normal((2, 3, 75, 130)).astype(np.float32)
     assert fast.name == "torch-opt"
     assert np.abs(fast(x) - eager(x)).max() < 1e-4

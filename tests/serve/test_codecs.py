@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from liteseg.inference.segmenter import SegResult
-from liteseg.serve.codecs import decode_image, label_png, result_json, rle_decode, rle_encode
+from liteseg.inference.output_encoding import labels_png as label_png
+from liteseg.serve.codecs import decode_image, result_json, rle_decode, rle_encode
 from liteseg.serve.errors import ApiError
 
 from .conftest import png_bytes, random_image

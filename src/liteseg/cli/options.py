@@ -21,6 +21,8 @@ from ..registry import did_you_mean
 from ..utils.shapes import parse_shape
 
 ERROR_PREFIX = "error: "
+DEVICE_HELP = ("cpu, cuda, cuda:N or mps, the same for every backend (each runs on the devices it declares: "
+               "see docs/deployment.md, Backends)")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -131,18 +133,15 @@ def imgsz(text: str) -> str:
 # -- what depends on several options or on the machine: each command's ``check(args)`` composes these ---------
 def check_inference(args: argparse.Namespace) -> None:
     """predict, val, serve: the model exists, ``--backend`` is known (filled in when None: the one the model file
-    needs), ``--device``/``--half`` go with the torch backend only, and the device exists here."""
+    needs), and ``--device``/``--half``/``--batch-size`` are what that backend can do on this machine
+    (:func:`liteseg.inference.capabilities.check_backend_options`)."""
+    from ..inference.capabilities import check_backend_options
+
     if args.model:
         check_model(args.model)
     args.backend = resolve_backend(args.model, args.backend)
-    if args.backend != "torch":
-        given = [f"--{o}" for o in ("device", "half") if getattr(args, o, None)]
-        if given:
-            verb = "apply" if len(given) > 1 else "applies"
-            raise LitesegError(f"{' and '.join(given)} {verb} to the torch backend only, not to --backend "
-                               f"{args.backend} (it runs on the CPU in float32); drop {' '.join(given)}")
-    if args.device:
-        check_device(args.device)
+    check_backend_options(args.backend, getattr(args, "device", None), bool(getattr(args, "half", False)),
+                          getattr(args, "batch_size", None) or 1)
 
 
 def check_overwrite(*paths: Path | None) -> None:
@@ -171,27 +170,6 @@ def resolve_backend(model: Any, backend: str | None) -> str:
     if backend not in known_backends():
         raise LitesegError(f"--backend: unknown backend {backend!r}; {did_you_mean(backend, known_backends())}")
     return backend
-
-
-def check_device(device: str) -> None:
-    """A torch device that exists on this machine (``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise LitesegError(f"--device {device!r}: not a torch device; use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise LitesegError(f"--device {device}: this torch ({torch.__version__}) has no usable CUDA device; "
-                               f"use --device cpu, or install a CUDA build of torch")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise LitesegError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
-    elif dev.type == "mps":
-        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise LitesegError(f"--device {device}: MPS is not available here; use --device cpu")
-    elif dev.type != "cpu":
-        raise LitesegError(f"--device {device}: liteseg runs on cpu, cuda or mps, not {dev.type}")
 
 
 def check_port_free(host: str, number: int) -> None:

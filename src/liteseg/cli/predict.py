@@ -7,11 +7,12 @@ import sys
 import time
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..errors import LitesegError
-from ..utils.io import atomic_path, write_error
+from ..inference.backend_names import backend_help
 from . import options, ray_engine
+from .options import DEVICE_HELP
 from .run_dir import check_output_dir, prepare_output_dir
 
 if TYPE_CHECKING:
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     from ..inference.budget import PixelBudget
     from ..inference.inputs import Frame
-    from ..inference.segmenter import PreparedBatch, SegResult, Segmenter
+    from ..inference.segmenter import PreparedBatch, Segmenter
 
 log = logging.getLogger("liteseg")
 KINDS = ("labels", "color", "overlay")
@@ -38,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                          "480x360)")
     p.add_argument("-o", "--output", type=Path, help="output folder (default: a new runs/predict/expN)")
     p.add_argument("--exist-ok", action="store_true", help="write into an existing output folder")
-    p.add_argument("--backend", help="torch, onnxruntime or openvino (default: torch; onnxruntime for .onnx)")
-    p.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
+    p.add_argument("--backend", help=backend_help())
+    p.add_argument("--device", help=f"{DEVICE_HELP} (default: cpu)")
     p.add_argument("--save", default=",".join(KINDS),
                    help="comma-separated outputs per image: labels, color, overlay (default all three)")
     p.add_argument("--cityscapes-ids", action="store_true", help="also write Cityscapes labelIds PNGs (submission)")
@@ -67,7 +68,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "PP-LiteSeg on CPU)")
     p.add_argument("--max-aspect", type=options.float_range(1.0), default=20.0,
                    help="largest aspect ratio (long side / short side), else skipped (default 20)")
-    p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU where the backend supports it")
+    p.add_argument("--half", action="store_true", help="fp16 on GPU / bf16 on CPU (backends torch, torch-opt, "
+                                                         "torch-compile; others: an error)")
     ray_engine.add_options(p, resume=True)
     p.set_defaults(func=run, check=options.check_inference)
 
@@ -76,72 +78,77 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..inference.budget import PixelBudget
-    from ..inference.inputs import Frame, iter_frames, list_sources, output_names
-    from ..inference.pipeline import WriteBehind, prefetch
+    from ..inference.inputs import list_sources, output_names
     from ..inference.about import describe
+    from ..inference.output_encoding import check_kinds
     from ..inference.segmenter import Segmenter
     from ..loading.zoo import default_model
-    from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
     from .predict_live import open_live, run_live
 
-    kinds = [k.strip() for k in args.save.split(",") if k.strip()]
-    unknown = set(kinds) - set(KINDS)
-    if unknown:
-        raise LitesegError(f"--save: unknown output(s) {sorted(unknown)}; choose from {', '.join(KINDS)}")
-    if args.save_probs:
-        kinds.append("probs")
+    kinds = output_kinds(args)
     if args.engine == "ray":
         return ray_engine.run_predict(args, kinds)
     ray_engine.check_local(args)
     live = open_live(args)  # live sources are opened now: one clear error for any that cannot be read
     files = list_sources(args.source) if live is None else []  # fails early on a missing source or empty folder
     output_names(files, Path(args.source) if Path(args.source).is_dir() else None)  # and on clashing names
-    total, unit = _count(files)
     if args.output is not None:
         check_output_dir(args.output, exist_ok=args.exist_ok)
-    model = args.model or default_model()
     budget = PixelBudget(None if args.tile else args.max_pixels, args.max_aspect)  # tiles bound memory already
-    seg = Segmenter(model, backend=args.backend, device=args.device, probs=args.save_probs,
+    seg = Segmenter(args.model or default_model(), backend=args.backend, device=args.device, probs=args.save_probs,
                     batch_size=args.batch_size, half=args.half, threads=args.threads, tile=args.tile,
                     imgsz=args.imgsz, budget=budget)
     print(f"model: {describe(seg.meta)}")
     seg.say = lambda text: tqdm.write(f"note: {text}", file=sys.stderr)
-    if args.cityscapes_ids and seg.meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
-        raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {seg.meta.num_classes}")
+    check_kinds(kinds, seg.meta.num_classes)
     if live is not None:
         return run_live(args, kinds, seg, live)
-    state = {"done": 0, "out_dir": None}  # the writer thread counts; the folder is made with the first result,
-    failed = 0                            # so a run where every input fails writes nothing
-    videos: dict[str, _VideoWriter] = {}
-    start = time.perf_counter()
+    return _run_files(args, kinds, seg, files, budget)
+
+
+def output_kinds(args: argparse.Namespace) -> list[str]:
+    """The output kinds ``--save``, ``--save-probs`` and ``--cityscapes-ids`` ask for."""
+    kinds = [k.strip() for k in args.save.split(",") if k.strip()]
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise LitesegError(f"--save: unknown output(s) {sorted(unknown)}; choose from {', '.join(KINDS)}")
+    return kinds + ["probs"] * args.save_probs + ["label_ids"] * args.cityscapes_ids
+
+
+def _run_files(args: argparse.Namespace, kinds: list[str], seg: Segmenter, files: list[Path],
+               budget: PixelBudget) -> int:
+    """Images, folders and videos: read ahead, the model here, outputs written behind (pipeline.py)."""
+    from tqdm import tqdm
+
+    from ..inference.inputs import Frame, iter_frames
+    from ..inference.pipeline import WriteBehind, prefetch
+    from ..inference.result_writer import ResultWriter
+
+    total, unit = _count(files)
+    run = {"done": 0, "failed": 0, "writer": None}  # the output folder is made with the first result,
+    start = time.perf_counter()                      # so a run where every input fails writes nothing
     bar = tqdm(desc="predict", total=total, unit=unit, dynamic_ncols=True)
-    if args.tile:
-        windows = tqdm(desc="windows", unit="win", dynamic_ncols=True, leave=False)
-
-        def on_window(done: int, count: int) -> None:
-            windows.total = count
-            windows.n = done
-            windows.refresh()
-
-        seg.on_window = on_window
+    windows = _window_bar(seg) if args.tile else None
 
     def finish(batch: PreparedBatch, outputs: np.ndarray) -> None:  # runs in the writer thread
-        if state["out_dir"] is None:
-            state["out_dir"] = prepare_output_dir(args.output, "runs/predict", exist_ok=args.exist_ok)
+        if run["writer"] is None:
+            out_dir = prepare_output_dir(args.output, "runs/predict", exist_ok=args.exist_ok)
+            run["writer"] = ResultWriter(out_dir, kinds, alpha=args.alpha)
         for frame, result in zip(batch.items, seg.finish(batch, outputs)):
-            _write(frame, result, kinds, args, state["out_dir"], videos)
-        state["done"] += len(batch.items)
+            run["writer"].write(result, frame.name)
+            if frame.video and args.save_video:
+                run["writer"].add_video_frame(Path(frame.video).stem, result, frame.fps)
+        run["done"] += len(batch.items)
         bar.update(len(batch.items))
-        bar.set_postfix_str(f"{state['done'] / (time.perf_counter() - start):.2f} {unit}/s")
+        bar.set_postfix_str(f"{run['done'] / (time.perf_counter() - start):.2f} {unit}/s")
 
-    # read + decode + normalise ahead, the model here, argmax + colour + encode + write behind (pipeline.py)
     batches = seg.batches(_within(iter_frames(args.source, files), budget, seg), lambda frame: frame.image)
     interrupted = False
     try:
         with closing(prefetch(batches, READ_AHEAD)) as work, WriteBehind(WRITE_BEHIND) as writer:
             for batch in work:
                 if isinstance(batch, Frame):  # unreadable file or video
-                    failed += 1
+                    run["failed"] += 1
                     bar.update(1)
                     tqdm.write(f"skipped: {batch.error}", file=sys.stderr)
                     continue
@@ -149,44 +156,56 @@ def run(args: argparse.Namespace) -> int:
                     for note in frame.notes:
                         tqdm.write(f"warning: {frame.source}: {note}", file=sys.stderr)
                 writer.submit(finish, batch, seg.forward(batch))
-    except KeyboardInterrupt:  # Ctrl-C: what was written so far is kept, and summarised below
+    except KeyboardInterrupt:  # Ctrl-C: what was written so far is kept (videos too), and summarised below
         interrupted = True
+    except BaseException:
+        if run["writer"] is not None:
+            run["writer"].abort()  # a failed run publishes no partial video
+        raise
     finally:
         bar.close()
-        if args.tile:
+        if windows is not None:
             windows.close()
-        for video in videos.values():
-            video.close()
-    done, out_dir = state["done"], state["out_dir"]
-    elapsed = time.perf_counter() - start
-    rate = done / elapsed if elapsed > 0 else 0.0
+    if run["writer"] is not None:
+        run["writer"].close()
+    return _summary(run, seg, kinds, unit, time.perf_counter() - start, interrupted)
+
+
+def _window_bar(seg: Segmenter) -> Any:
+    """A progress bar of the sliding windows of the current image (``--tile``)."""
+    from tqdm import tqdm
+
+    windows = tqdm(desc="windows", unit="win", dynamic_ncols=True, leave=False)
+
+    def on_window(done: int, count: int) -> None:
+        windows.total = count
+        windows.n = done
+        windows.refresh()
+
+    seg.on_window = on_window
+    return windows
+
+
+def _summary(run: dict[str, Any], seg: Segmenter, kinds: list[str], unit: str, elapsed: float,
+             interrupted: bool) -> int:
+    done, failed, writer = run["done"], run["failed"], run["writer"]
     noun = "frame(s)" if unit == "frame" else "image(s)"
     stopped = "interrupted (Ctrl-C): " if interrupted else ""
-    if out_dir is None:
+    if writer is None:
         print(f"{stopped}0 {noun} segmented, {failed} failed; nothing written")
         return 130 if interrupted else 1
-    legend_path = write_legend(out_dir, seg)
-    print(f"{stopped}{done} {noun} segmented, {failed} failed, {rate:.2f} {unit}/s ({seg.backend.name}) -> {out_dir}")
+    legend_path = writer.write_legend(seg.meta.class_names, seg.meta.palette)
+    rate = done / elapsed if elapsed > 0 else 0.0
+    print(f"{stopped}{done} {noun} segmented, {failed} failed, {rate:.2f} {unit}/s ({seg.backend.name}) -> "
+          f"{writer.out_dir}")
     if "overlay" in kinds:
-        print(f"overlays: {out_dir / 'overlay'}   legend: {legend_path}")
-    for video in videos.values():
-        if video.writer is not None:
+        print(f"overlays: {writer.out_dir / 'overlay'}   legend: {legend_path}")
+    for video in writer.videos.values():
+        if video.published:
             print(f"side-by-side video: {video.path}")
     if not getattr(seg.meta, "trained", True):
         print("note: these weights are untrained (random); the overlays show the pipeline, not real segmentation")
     return 130 if interrupted else 1 if failed else 0
-
-
-def write_legend(out_dir: Path, seg: Segmenter) -> Path:
-    """``out_dir/legend.png``: the model's classes and their colours."""
-    from PIL import Image
-
-    from ..inference.segmenter import save_image
-    from ..inference.visualize import legend
-
-    path = out_dir / "legend.png"
-    save_image(path, Image.fromarray(legend(seg.meta.class_names, seg.meta.palette)))
-    return path
 
 
 def _within(frames: Iterator[Frame], budget: PixelBudget, seg: Segmenter) -> Iterator[Frame]:
@@ -216,60 +235,3 @@ def _count(files: list[Path]) -> tuple[int | None, str]:
         frames = video_frame_count(path)
         total = None if total is None or not frames else total + frames
     return total, "frame" if videos else "img"
-
-
-def _write(frame: Frame, result: SegResult, kinds: list[str], args: argparse.Namespace, out_dir: Path,
-           videos: dict) -> None:
-    import numpy as np
-    from PIL import Image
-
-    from ..inference.segmenter import save_image, write_output
-    from ..inference.visualize import side_by_side
-    from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
-
-    for kind in kinds:
-        suffix = ".jpg" if kind == "overlay" else ".npy" if kind == "probs" else ".png"
-        write_output(out_dir / kind / f"{frame.name}{suffix}", kind, result, args.alpha, overwrite=True)
-    if args.cityscapes_ids:
-        ids = np.asarray(CITYSCAPES_TRAINID_TO_LABELID, dtype=np.uint8)[result.labels.clip(0, 18)]
-        save_image(out_dir / "label_ids" / f"{frame.name}.png", Image.fromarray(ids))
-    if frame.video and args.save_video:
-        if frame.video not in videos:
-            videos[frame.video] = _VideoWriter(out_dir / "video" / f"{Path(frame.video).stem}.mp4", frame.fps)
-        videos[frame.video].write(side_by_side(frame.image, result.overlay(args.alpha)))
-
-
-class _VideoWriter:
-    """An .mp4 written to a temporary file and renamed into place on close, once it reads back in full."""
-
-    def __init__(self, path: Path, fps: float) -> None:
-        self.path, self.fps = path, fps or 25.0
-        self.writer = None
-        self.frames = 0
-        self._ctx = atomic_path(path)
-        self.tmp = self._ctx.__enter__()
-
-    def write(self, rgb: np.ndarray) -> None:
-        import cv2
-        import numpy as np
-
-        if self.writer is None:
-            h, w = rgb.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-        self.writer.write(np.ascontiguousarray(rgb[:, :, ::-1]))
-        self.frames += 1
-
-    def close(self) -> None:
-        """Finish the file; OpenCV ignores failed writes, so the frames are counted back before the rename."""
-        from ..inference.inputs import video_frame_count
-
-        try:
-            if self.writer is not None:
-                self.writer.release()
-                found = video_frame_count(self.tmp)
-                if found != self.frames:
-                    raise write_error(self.path, f"the video reads back {found} of {self.frames} frames")
-        except BaseException as e:
-            self._ctx.__exit__(type(e), e, e.__traceback__)
-            raise
-        self._ctx.__exit__(None, None, None)

@@ -9,14 +9,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import LitesegError
-from .predict import _VideoWriter, _write, write_legend
 from .run_dir import prepare_output_dir
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from ..inference.segmenter import Segmenter
-    from ..inference.streams import LiveSources
+    from ..inference.streams import LiveSources, LiveStats
 
 LIVE_ONLY = ("max_frames", "duration", "preview")
 
@@ -39,33 +36,33 @@ def run_live(args: argparse.Namespace, kinds: list[str], seg: Segmenter, live: L
     """Segment the newest frame of each source until the sources end, a limit is reached or Ctrl-C."""
     from tqdm import tqdm
 
-    from ..inference.inputs import Frame
     from ..inference.preview import PreviewServer
+    from ..inference.result_writer import ResultWriter
     from ..inference.streams import LiveStats, segment_live
-    from ..inference.visualize import side_by_side
 
     readers = live.readers
     subs = [f"{i}_{_slug(r.name)}" for i, r in enumerate(readers)] if len(readers) > 1 else None
     preview = PreviewServer(args.preview, [r.name for r in readers]) if args.preview is not None else None
     if preview is not None:
         print(f"preview: {preview.url}", flush=True)
-    stats, videos, done = LiveStats(), {}, [0] * len(readers)
+    stats, writers, done = LiveStats(), {}, [0] * len(readers)
     out_dir: Path | None = None
     bar = tqdm(desc="live", total=args.max_frames, unit="frame", dynamic_ncols=True)
     reason = "the source ended" if len(readers) == 1 else "every source ended"
     try:
         for frame, result, model_s in segment_live(seg, live.frames(args.max_frames, args.duration)):
             out_dir = out_dir or prepare_output_dir(args.output, "runs/predict", exist_ok=args.exist_ok)
-            target = out_dir / subs[frame.source_id] if subs else out_dir
-            _write(Frame(f"{frame.index:06d}", result.source, frame.image), result, kinds, args, target, {})
+            if frame.source_id not in writers:
+                target = out_dir / subs[frame.source_id] if subs else out_dir
+                writers[frame.source_id] = ResultWriter(target, kinds, alpha=args.alpha)
+            writer = writers[frame.source_id]
+            writer.write(result, f"{frame.index:06d}")
             if args.save_video or preview is not None:
                 shown = result.overlay(args.alpha)
                 if preview is not None:
                     preview.publish(frame.source_id, shown)
                 if args.save_video:
-                    if frame.source_id not in videos:
-                        videos[frame.source_id] = _LiveVideo(target / "video" / "live.mp4")
-                    videos[frame.source_id].write(side_by_side(frame.image, shown))
+                    writer.add_video_frame("live", result, overlay=shown)  # at the rate frames are processed
             stats.add(frame, model_s)
             done[frame.source_id] += 1
             bar.update(1)
@@ -76,23 +73,30 @@ def run_live(args: argparse.Namespace, kinds: list[str], seg: Segmenter, live: L
             reason = "--duration reached"
     except KeyboardInterrupt:
         reason = "stopped by Ctrl-C"
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()  # a failed run publishes no partial video
+        raise
     finally:
         bar.close()
         live.close()
         if preview is not None:
             preview.close()
-        for video in videos.values():
-            video.close()
+    for writer in writers.values():
+        writer.close()
+    videos = [video for writer in writers.values() for video in writer.videos.values()]
     return _summary(stats, live, done, subs, videos, out_dir, reason, seg)
 
 
-def _summary(stats, live: LiveSources, done: list[int], subs: list[str] | None, videos: dict,
+def _summary(stats: LiveStats, live: LiveSources, done: list[int], subs: list[str] | None, videos: list,
              out_dir: Path | None, reason: str, seg: Segmenter) -> int:
     elapsed = time.perf_counter() - stats.start
     if out_dir is None:
         print(f"0 frame(s) segmented in {elapsed:.1f} s ({reason}); nothing written")
         return 1
-    legend = write_legend(out_dir, seg)
+    from ..inference.result_writer import ResultWriter
+
+    legend = ResultWriter(out_dir, ()).write_legend(seg.meta.class_names, seg.meta.palette)
     print(f"{sum(done)} frame(s) segmented in {elapsed:.1f} s ({reason}), {stats.processed_fps:.2f} frame/s "
           f"({seg.backend.name}) -> {out_dir}")
     print(f"latency (frame received -> result written): p50 {stats.percentile_ms(50):.0f} ms, "
@@ -102,7 +106,7 @@ def _summary(stats, live: LiveSources, done: list[int], subs: list[str] | None, 
         where = f" -> {out_dir / subs[i]}" if subs else ""
         again = f", {reader.reconnects} reconnection(s)" if reader.reconnects else ""
         print(f"  {reader.name}: {done[i]} segmented, {reader.dropped} dropped{again}{where}")
-    for video in videos.values():
+    for video in videos:
         print(f"video: {video.path} ({video.frames} frames at {video.fps:.2f} fps, the rate they were processed)")
     print(f"legend: {legend}")
     return 0
@@ -115,41 +119,3 @@ def _slug(name: str) -> str:
     if name == "-":
         return "stdin"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name.split("://", 1)[-1]).strip("_")[:48]
-
-
-class _LiveVideo:
-    """A side-by-side .mp4 played at the rate frames are processed: the first frames are held until that rate is
-    measured (the container's frame rate is fixed when it is opened)."""
-
-    WARMUP = 8
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.fps, self.frames = path, 0.0, 0
-        self._pending: list[np.ndarray] = []
-        self._times: list[float] = []
-        self._writer: _VideoWriter | None = None
-
-    def write(self, rgb: np.ndarray) -> None:
-        self.frames += 1
-        if self._writer is not None:
-            self._writer.write(rgb)
-            return
-        self._pending.append(rgb)
-        self._times.append(time.perf_counter())
-        if len(self._pending) >= self.WARMUP:
-            self._open()
-
-    def _open(self) -> None:
-        times = self._times[1:] if len(self._times) > 2 else self._times  # the first call warms the model up
-        span = times[-1] - times[0]
-        self.fps = round((len(times) - 1) / span, 2) if span > 0 else 1.0
-        self._writer = _VideoWriter(self.path, self.fps)
-        for rgb in self._pending:
-            self._writer.write(rgb)
-        self._pending = []
-
-    def close(self) -> None:
-        if self._writer is None and self._pending:
-            self._open()
-        if self._writer is not None:
-            self._writer.close()

@@ -45,22 +45,27 @@ def check_local(args: argparse.Namespace) -> None:
 
 
 def _device(args: argparse.Namespace) -> str | None:
-    return args.device or ("cuda" if args.gpus_per_worker and args.backend in (None, "torch") else None)
+    """``--device``, else CUDA for GPU workers of a backend that runs on it."""
+    from ..inference.capabilities import capabilities
+
+    caps = capabilities(args.backend or "torch") if args.gpus_per_worker else None
+    return args.device or ("cuda" if caps is not None and "cuda" in caps.devices else None)
 
 
 class PredictWorker:
     """A Ray actor that reads, segments and writes the images of rows ``{"path", "name"}`` (files, or object keys
     for an object-store source; names given by the driver over the whole job, so they cannot collide across
-    batches) as single-process predict does, and returns a status row per image (``error``, ``notes``, ``worker``,
+    batches) with the :class:`ResultWriter` single-process predict uses, and returns a status row per image (``error``, ``notes``, ``worker``,
     ``seconds``)."""
 
-    def __init__(self, model: str, source: str, out_dir: str, kinds: list[str], write_args: argparse.Namespace,
+    def __init__(self, model: str, source: str, out_dir: str, kinds: list[str], alpha: float,
                  **segmenter_options: Any) -> None:
         from ..inference.object_store import ObjectStore, is_uri
         from ..inference.ray_data import SegmentBatch, worker_name
+        from ..inference.result_writer import ResultWriter
 
         self.segment = SegmentBatch(model, probs="probs" in kinds, keep_image=True, **segmenter_options).segment
-        self.source, self.out_dir, self.kinds, self.write_args = source, Path(out_dir), kinds, write_args
+        self.source, self.writer = source, ResultWriter(out_dir, kinds, alpha=alpha)
         self.store = ObjectStore(source) if is_uri(source) else None
         self.name = worker_name()
 
@@ -74,29 +79,24 @@ class PredictWorker:
                 for f, n in zip(iter_frames(self.source, [Path(p) for p in batch["path"]]), batch["name"])]
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        from .predict import _write
-
         start = time.perf_counter()
         frames = self._read(batch)
         good = [f for f in frames if f.error is None]
         for frame, result in zip(good, self.segment([f.image for f in good])):
-            _write(frame, result, self.kinds, self.write_args, self.out_dir, {})
+            self.writer.write(result, frame.name)
         seconds = (time.perf_counter() - start) / max(len(frames), 1)
         return {"path": [f.source for f in frames], "error": [f.error or "" for f in frames],
                 "notes": ["\n".join(f.notes) for f in frames], "worker": [self.name] * len(frames),
                 "seconds": [seconds] * len(frames)}
 
 
-def _output_kinds(kinds: list[str], cityscapes_ids: bool) -> list[str]:
-    return kinds + (["label_ids"] if cityscapes_ids else [])
-
-
 def _pending(files: list[str], names: list[str], out_dir: Path, kinds: list[str]) -> tuple[list[str], list[str]]:
     """The inputs (and their output names) not all of whose outputs exist (atomic writes: an existing output is a
     finished one)."""
-    from ..inference.ray_data import output_path
+    from ..inference.result_writer import ResultWriter
 
-    todo = [(f, n) for f, n in zip(files, names) if not all(output_path(out_dir, k, n).exists() for k in kinds)]
+    writer = ResultWriter(out_dir, kinds)
+    todo = [(f, n) for f, n in zip(files, names) if not all(writer.path(k, n).exists() for k in kinds)]
     return [f for f, _ in todo], [n for _, n in todo]
 
 
@@ -126,16 +126,16 @@ def _inputs(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return keys, names
 
 
-def _model_meta(model: str, args: argparse.Namespace) -> Any:
-    """The model's metadata, loading it here once (a bad model is one clear error, not one per worker)."""
+def _model_meta(model: str, args: argparse.Namespace, kinds: list[str]) -> Any:
+    """The model's metadata, loading it here once (a bad model, or an output kind it cannot give, is one clear
+    error, not one per worker)."""
     from ..inference.backends import create_backend
-    from ..palettes import CITYSCAPES_TRAINID_TO_LABELID
+    from ..inference.output_encoding import check_kinds
 
     checker = create_backend(model, args.backend)
     meta = checker.meta
     checker.close()
-    if args.cityscapes_ids and meta.num_classes != len(CITYSCAPES_TRAINID_TO_LABELID):
-        raise LitesegError(f"--cityscapes-ids needs a 19-class Cityscapes model; this one has {meta.num_classes}")
+    check_kinds(kinds, meta.num_classes)
     return meta
 
 
@@ -159,13 +159,12 @@ def _segment(args: argparse.Namespace, model: str, out_dir: Path, kinds: list[st
     from ..inference.ray_data import Throughput, chunks, connect, map_on_actors, pool_size, start_actors
 
     with ThreadPoolExecutor(1) as pool:
-        checked = pool.submit(_model_meta, model, args)
+        checked = pool.submit(_model_meta, model, args, kinds)
         with connect(args.address, f"; finished images are kept: go on with --resume -o {out_dir}") as ray:
             ray_s = time.perf_counter() - start
             job = _Job(checked.result(), Throughput(), ray_s=ray_s)
-            write_args = argparse.Namespace(alpha=args.alpha, cityscapes_ids=args.cityscapes_ids, save_video=False)
             actors = start_actors(ray, PredictWorker, dict(
-                model=model, source=args.source, out_dir=str(out_dir), kinds=kinds, write_args=write_args,
+                model=model, source=args.source, out_dir=str(out_dir), kinds=kinds, alpha=args.alpha,
                 backend=args.backend, device=_device(args), threads=args.threads, batch_size=args.batch_size,
                 half=args.half, tile=args.tile, imgsz=args.imgsz),
                 workers=pool_size(ray, args.workers, args.threads, args.gpus_per_worker), threads=args.threads,
@@ -188,11 +187,8 @@ def _segment(args: argparse.Namespace, model: str, out_dir: Path, kinds: list[st
 
 def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
     """``liteseg predict --engine ray``."""
-    from PIL import Image
-
     from ..inference.ray_data import Throughput, remove_partial_files
-    from ..inference.segmenter import save_image
-    from ..inference.visualize import legend
+    from ..inference.result_writer import ResultWriter
     from ..loading.zoo import default_model
     from .run_dir import prepare_output_dir
 
@@ -201,19 +197,18 @@ def run_predict(args: argparse.Namespace, kinds: list[str]) -> int:
     files, names = _inputs(args)
     model = args.model or default_model()
     out_dir = prepare_output_dir(args.output, "runs/predict", exist_ok=args.exist_ok or args.resume)
-    out_kinds = _output_kinds(kinds, args.cityscapes_ids)
-    removed = remove_partial_files(out_dir, out_kinds)
-    todo, todo_names = _pending(files, names, out_dir, out_kinds) if args.resume else (files, names)
+    removed = remove_partial_files(out_dir, kinds)
+    todo, todo_names = _pending(files, names, out_dir, kinds) if args.resume else (files, names)
     if args.resume:
         print(f"resume: {len(files) - len(todo)} of {len(files)} image(s) already done, {len(todo)} to go"
               + (f"; removed {removed} partial file(s)" if removed else ""))
     if todo:
         job = _segment(args, model, out_dir, kinds, todo, todo_names, start)
     else:
-        job = _Job(_model_meta(model, args), Throughput())
-    remove_partial_files(out_dir, out_kinds)
+        job = _Job(_model_meta(model, args, kinds), Throughput())
+    remove_partial_files(out_dir, kinds)
     elapsed = time.perf_counter() - start
-    save_image(out_dir / "legend.png", Image.fromarray(legend(job.meta.class_names, job.meta.palette)))
+    ResultWriter(out_dir, ()).write_legend(job.meta.class_names, job.meta.palette)
     done = sum(job.stats.images.values()) - job.failed
     print(f"{done} image(s) segmented, {job.failed} failed, {done / elapsed if elapsed > 0 else 0.0:.2f} img/s "
           f"(ray, {len(job.stats.images)} worker(s)) -> {out_dir}")

@@ -8,7 +8,9 @@ import os
 import shutil
 import tempfile
 
+from ..inference.backend_names import backend_help
 from . import options
+from .options import DEVICE_HELP
 
 log = logging.getLogger("liteseg")
 
@@ -23,8 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--imgsz", metavar="WxH|native", type=options.imgsz,
                    help="run at this size, aspect kept (default: the model's own, e.g. 480x360; native: each "
                         "image's own); labels come back at the original size")
-    p.add_argument("--backend", help="torch, onnxruntime or openvino (default: torch; onnxruntime for .onnx)")
-    p.add_argument("--device", help="torch device, e.g. cpu or cuda:0")
+    p.add_argument("--backend", help=backend_help())
+    p.add_argument("--device", help=f"{DEVICE_HELP} (default: cpu)")
     p.add_argument("--threads", type=options.threads, help="CPU threads for the backend (0: default)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=options.port, default=8000, help="port (default 8000)")

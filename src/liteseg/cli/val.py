@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..inference.backend_names import backend_help
 from . import options, ray_engine
+from .options import DEVICE_HELP
 
 
 def _scales(text: str) -> tuple[float, ...]:
@@ -36,8 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                            "(e.g. 1024x512,768x384)")
     p.add_argument("--legacy-aug", action="store_true", help="PaddleSeg <= 2.7 multi-scale/flip semantics (chained "
                                                             "resizes, summed softmax), as the published numbers")
-    p.add_argument("--backend", help="torch, onnxruntime or openvino (default: torch; onnxruntime for .onnx)")
-    p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda (default: cuda if available)")
+    p.add_argument("--backend", help=backend_help())
+    p.add_argument("--device", default=None, help=f"{DEVICE_HELP} (default: cuda where the backend runs on it and "
+                                                  "one is available, else cpu)")
     p.add_argument("--num-workers", type=options.count, default=2, help="data-loading processes (default: 2)")
     p.add_argument("--skip-bad", action="store_true", help="report and skip unusable samples instead of failing")
     p.add_argument("--exclude-absent", action="store_true", help="leave classes absent from predictions and labels "
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation.report import check_output, format_table, write_report
     from ..inference.about import describe
     from ..inference.backends import create_backend
+    from ..inference.capabilities import default_device
     from ..loading.zoo import default_model
     from .run_dir import prepare_output_dir
 
@@ -71,10 +75,8 @@ def run(args: argparse.Namespace) -> int:
     if args.engine != "ray":
         ray_engine.check_local(args)
     backend_options = {"threads": args.threads} if args.threads else {}
-    if args.backend == "torch" and args.engine != "ray":
-        import torch
-
-        backend_options["device"] = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.engine != "ray":  # CUDA where the backend runs on it and this machine has it
+        backend_options["device"] = args.device or default_device(args.backend)
     model = args.model or default_model()
     name = args.model or "the default model"
     backend = create_backend(model, args.backend, **backend_options)

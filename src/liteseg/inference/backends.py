@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
-from typing import Any, Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -18,8 +18,9 @@ from torch import nn
 from ..errors import LitesegError, install_hint
 from ..loading import resolve_model
 from ..meta import ModelMeta
-from ..registry import Registry
 from . import hardware
+from .backend_names import BACKENDS
+from .capabilities import Capabilities, check_backend_options
 from .preprocess import normalize
 
 
@@ -31,6 +32,7 @@ class Backend(ABC):
     """
 
     name: str = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()  # what options it takes (checked before it is built)
     output_kind: str = "logits"  # logits | probs: float32 [N, C, H, W]; labels: integer [N, H, W]
     takes_images: bool = False
 
@@ -62,23 +64,20 @@ class Backend(ABC):
 class TorchBackend(Backend):
     """PyTorch eager (optionally fp16 on GPU / bf16 on CPU).
 
-    ``optimize=True`` (backend ``torch-opt``) runs a frozen TorchScript graph with ``optimize_for_inference``
-    (BatchNorm folded into the convolutions, oneDNN layouts on CPU) that still accepts any input size;
-    ``torch-compile`` (:mod:`liteseg.inference.compiled_backend`) compiles with TorchInductor instead.
+    ``torch-opt`` (:class:`OptimizedTorchBackend`) runs a frozen TorchScript graph instead; ``torch-compile``
+    (:mod:`liteseg.inference.compiled_backend`) compiles with TorchInductor.
     """
 
     name = "torch"
+    capabilities = Capabilities(devices=("cpu", "cuda", "mps"), half=True)
 
     def __init__(self, model: nn.Module, meta: ModelMeta, device: str | torch.device = "cpu",
-                 half: bool = False, threads: int | None = None, optimize: bool = False) -> None:
+                 half: bool = False, threads: int | None = None) -> None:
         super().__init__(meta)
         self.device = torch.device(device)
         if threads:
             torch.set_num_threads(threads)
         self.model = model.to(self.device).eval()
-        if optimize:
-            self.model = optimize_for_inference(self.model, self.device)
-            self.name = "torch-opt"
         self.dtype = torch.float32
         if half:
             self.dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
@@ -101,6 +100,19 @@ class TorchBackend(Backend):
         return out.float().cpu().numpy()
 
 
+class OptimizedTorchBackend(TorchBackend):
+    """``torch-opt``: a frozen TorchScript graph with ``optimize_for_inference`` (BatchNorm folded into the
+    convolutions, oneDNN layouts on CPU) that still accepts any input size; ``half`` as :class:`TorchBackend`."""
+
+    name = "torch-opt"
+    capabilities = Capabilities(devices=("cpu", "cuda"), half=True)
+
+    def __init__(self, model: nn.Module, meta: ModelMeta, device: str | torch.device = "cpu",
+                 half: bool = False, threads: int | None = None) -> None:
+        super().__init__(model, meta, device=device, half=half, threads=threads)
+        self.model = optimize_for_inference(self.model, self.device)
+
+
 def optimize_for_inference(model: nn.Module, device: torch.device | str = "cpu") -> torch.jit.ScriptModule:
     """A frozen, inference-optimised TorchScript copy of ``model`` (eval mode) that accepts any input size.
 
@@ -118,26 +130,16 @@ def optimize_for_inference(model: nn.Module, device: torch.device | str = "cpu")
         return torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
 
-def _torch_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
+def torch_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
     loaded = resolve_model(source, meta)
     return TorchBackend(loaded.model, loaded.meta, **options)
 
 
-def _torch_opt_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
-    return _torch_factory(source, meta, optimize=True, **options)
+def torch_opt_factory(source: Any, meta: ModelMeta | None = None, **options: Any) -> Backend:
+    loaded = resolve_model(source, meta)
+    return OptimizedTorchBackend(loaded.model, loaded.meta, **options)
 
 
-# name -> factory(source, meta=None, **options) -> Backend. A new backend is its module (with a factory) plus one
-# line here; ``package``/``extra``: the optional package it imports and the pyproject extra that installs it.
-BACKENDS: Registry[Callable[..., Backend]] = Registry("backend")
-BACKENDS.add("torch", _torch_factory)
-BACKENDS.add("torch-opt", _torch_opt_factory)
-BACKENDS.add("torch-compile", "liteseg.inference.compiled_backend:factory")
-BACKENDS.add("onnxruntime", "liteseg.inference.ort_backend:factory", package="onnxruntime", extra="onnx")
-BACKENDS.add("openvino", "liteseg.inference.openvino_backend:factory", package="openvino", extra="openvino")
-BACKENDS.add("executorch", "liteseg.inference.executorch_backend:factory", package="executorch", extra="executorch")
-BACKENDS.add("litert", "liteseg.inference.litert_backend:factory", package="ai_edge_litert", extra="litert")
-BACKENDS.add("ncnn", "liteseg.inference.ncnn_backend:factory", package="ncnn", extra="ncnn")
 
 
 GRAPH_SUFFIXES = (".onnx",)  # model files only graph backends run
@@ -184,5 +186,8 @@ def create_backend(source: Any, backend: str | None = None, meta: ModelMeta | No
     """A ready backend for ``source`` (path, nn.Module or LoadedModel); ``options`` go to the backend.
 
     ``backend=None`` picks it from the source (:func:`backend_for`: ``.onnx`` files run in ONNX Runtime).
+    ``device`` and ``half`` are checked against what the backend declares (:mod:`liteseg.inference.capabilities`).
     """
-    return BACKENDS.get(backend or backend_for(source))(source, meta=meta, **options)
+    backend = backend or backend_for(source)
+    check_backend_options(backend, options.get("device"), bool(options.get("half")))
+    return BACKENDS.get(backend)(source, meta=meta, **options)

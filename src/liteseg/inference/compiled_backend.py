@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import LitesegError
 from ..meta import ModelMeta
 from .backends import Backend, TorchBackend, resolve_model
+from .capabilities import Capabilities
 
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs", "max-autotune", "reduce-overhead")
 
@@ -41,6 +42,7 @@ class CompiledTorchBackend(TorchBackend):
     """
 
     name = "torch-compile"
+    capabilities = Capabilities(devices=("cpu", "cuda"), half=True)
 
     def __init__(self, model: nn.Module, meta: ModelMeta, device: str | torch.device = "cpu", half: bool = False,
                  threads: int | None = None, mode: str = "default", channels_last: bool | None = None,

@@ -15,18 +15,18 @@ from ..errors import LitesegError
 from ..export.edge import format_module
 from ..meta import ModelMeta
 from .backends import Backend
+from .capabilities import Capabilities
 from .onnx_graph import OnnxGraphBackend
-
-# backend name -> edge format (liteseg.export.edge.FORMATS)
-EDGE_BACKENDS = {"executorch": "executorch", "litert": "tflite", "ncnn": "ncnn"}
 
 
 class EdgeBackend(OnnxGraphBackend):
     """A runner from :mod:`liteseg.export.executorch`, :mod:`~liteseg.export.litert` or :mod:`~liteseg.export.ncnn`."""
 
-    def __init__(self, name: str, runner: Any, meta: ModelMeta | None = None) -> None:
-        super().__init__(meta or runner.meta, runner.info, runner.source)
-        self.name = name
+    capabilities = Capabilities(batching=False)
+    edge_format = ""  # liteseg.export.edge.FORMATS
+
+    def __init__(self, runner: Any, meta: ModelMeta | None = None, device: str = "cpu") -> None:
+        super().__init__(meta or runner.meta, runner.info, runner.source, device)
         self.runner = runner
         self.precision = runner.edge.get("precision", "")
 
@@ -34,10 +34,33 @@ class EdgeBackend(OnnxGraphBackend):
         return self.runner(x)
 
 
-def edge_factory(name: str, source: Any, meta: ModelMeta | None = None, threads: int | None = None) -> Backend:
-    """Edge backend ``name`` over the export file ``source`` (the backends' ``factory`` binds ``name``)."""
+class ExecuTorchBackend(EdgeBackend):
+    """ExecuTorch ``.pte`` (XNNPACK)."""
+
+    name, edge_format = "executorch", "executorch"
+
+
+class LiteRTBackend(EdgeBackend):
+    """LiteRT ``.tflite``."""
+
+    name, edge_format = "litert", "tflite"
+
+
+class NcnnBackend(EdgeBackend):
+    """An ncnn folder (``.param`` + ``.bin``)."""
+
+    name, edge_format = "ncnn", "ncnn"
+
+
+EDGE_CLASSES = {cls.name: cls for cls in (ExecuTorchBackend, LiteRTBackend, NcnnBackend)}
+
+
+def edge_factory(name: str, source: Any, meta: ModelMeta | None = None, threads: int | None = None,
+                 device: str = "cpu") -> Backend:
+    """Edge backend ``name`` over the export file ``source`` (each backend module's ``factory`` binds ``name``)."""
+    cls = EDGE_CLASSES[name]
     if not isinstance(source, (str, os.PathLike)):
         raise LitesegError(f"backend {name!r} runs a model file written by 'liteseg export MODEL --format "
-                           f"{EDGE_BACKENDS[name]}', not a {type(source).__name__}")
-    return EdgeBackend(name, format_module(EDGE_BACKENDS[name]).open_runner(source, threads), meta)
+                           f"{cls.edge_format}', not a {type(source).__name__}")
+    return cls(format_module(cls.edge_format).open_runner(source, threads), meta, device)
 

@@ -17,6 +17,7 @@ from ..errors import FormatError, LitesegError
 from ..export.metadata import ExportInfo, load_onnx, read_metadata
 from ..meta import ModelMeta
 from .backends import Backend
+from .capabilities import Capabilities
 from .preprocess import resize_bilinear, resize_labels
 
 
@@ -53,10 +54,13 @@ def _foreign_meta(proto: Any, name: str) -> tuple[ModelMeta, ExportInfo]:
 
 
 class OnnxGraphBackend(Backend):
-    """A backend over an exported graph; subclasses implement :meth:`_infer`."""
+    """A backend over an exported graph, on the CPU; subclasses implement :meth:`_infer`."""
 
-    def __init__(self, meta: ModelMeta, info: ExportInfo, source: str) -> None:
+    capabilities = Capabilities(image_input=True, output_kinds=("logits", "probs", "labels"))
+
+    def __init__(self, meta: ModelMeta, info: ExportInfo, source: str, device: str = "cpu") -> None:
         super().__init__(meta)
+        self.device = device.split(":", 1)[0]  # a device type it declares (create_backend checks)
         self.info = info
         self.source = source
         self.output_kind = info.output

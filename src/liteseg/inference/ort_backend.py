@@ -16,14 +16,14 @@ class OrtBackend(OnnxGraphBackend):
     """An ONNX Runtime session with full graph optimisation.
 
     ``threads`` sets intra-op threads; ``spinning=False`` stops idle worker threads from spinning (fairer
-    timings when several engines share few cores).
+    timings when several engines share few cores). ``device``: ``cpu`` (the CPU execution provider).
     """
 
     name = "onnxruntime"
 
     def __init__(self, proto: Any, meta: ModelMeta, info: Any, source: str, threads: int | None = None,
-                 spinning: bool = True) -> None:
-        super().__init__(meta, info, source)
+                 spinning: bool = True, device: str = "cpu") -> None:
+        super().__init__(meta, info, source, device)
         self.session = ort_session(proto, threads=threads, spinning=spinning)
         self.input_name = self.session.get_inputs()[0].name
 

@@ -28,11 +28,12 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..errors import LitesegError, install_hint
-from .segmenter import SegResult, Segmenter, write_output
+from .output_encoding import SUFFIXES
+from .result_writer import ResultWriter
+from .segmenter import SegResult, Segmenter
 
 # Ray's own servers bind to the node's network address; a cluster started here just for one job binds to loopback
 _LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-SUFFIXES = {"labels": ".png", "color": ".png", "overlay": ".jpg", "probs": ".npy", "label_ids": ".png"}
 
 
 def import_ray(local: bool = False) -> Any:
@@ -167,11 +168,6 @@ class SegmentBatch:
         return out
 
 
-def output_path(out_dir: Path, kind: str, name: str) -> Path:
-    """Where ``predict`` writes output ``kind`` of the image named ``name`` (relative, without suffix)."""
-    return out_dir / kind / f"{name}{SUFFIXES[kind]}"
-
-
 def write_results(batch: dict[str, Any], out_dir: str | os.PathLike, *, class_names: Sequence[str],
                   palette: Sequence[Sequence[int]], kinds: Sequence[str] = ("labels", "color"),
                   name_column: str = "path", alpha: float = 0.5) -> list[Path]:
@@ -180,6 +176,7 @@ def write_results(batch: dict[str, Any], out_dir: str | os.PathLike, *, class_na
     ``NAME`` is the row's ``name_column`` without folder and suffix when that is a path; overlays need the
     ``image`` column, ``probs`` the ``probs`` column. Writes are atomic; returns the paths written.
     """
+    writer = ResultWriter(out_dir, kinds, alpha=alpha, num_classes=len(class_names))
     written = []
     for i, labels in enumerate(batch["labels"]):
         name = Path(str(batch[name_column][i])).stem if name_column == "path" else str(batch[name_column][i])
@@ -187,10 +184,7 @@ def write_results(batch: dict[str, Any], out_dir: str | os.PathLike, *, class_na
                            palette=[list(c) for c in palette],
                            image=np.asarray(batch["image"][i]) if "image" in batch else None,
                            probs=np.asarray(batch["probs"][i]) if "probs" in batch else None)
-        for kind in kinds:
-            path = output_path(Path(out_dir), kind, name)
-            write_output(path, kind, result, alpha, overwrite=True)
-            written.append(path)
+        written.extend(writer.write(result, name).values())
     return written
 
 

@@ -1,31 +1,28 @@
 """``Segmenter``: images in, label maps (and optionally probabilities/logits) at the original size out."""
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from ..errors import InputError, LitesegError
 from ..meta import ModelMeta
-from ..utils.io import atomic_write_bytes
 from .backends import Backend, create_backend
 from .budget import PixelBudget
 from .inputs import as_rgb, iter_frames
 from . import tta
 from .preprocess import (argmax_channels, letterbox, normalize, resize_bilinear, resize_image, resize_labels,
                          upsample_argmax)
+from .result_writer import ResultWriter
 from .sizing import Imgsz, Plan, model_size, parse_imgsz, plan
 from .tiling import slide_labels
-from .visualize import color_image, colorize, overlay
+from .visualize import colorize, overlay
 
 log = logging.getLogger("liteseg")
 
@@ -64,50 +61,10 @@ class SegResult:
              kinds: Sequence[str] = ("labels", "color", "overlay"), alpha: float = 0.5,
              overwrite: bool = False) -> dict[str, Path]:
         """Write ``<stem>_labels.png`` (class ids), ``_color.png`` (palette PNG: ``.convert("RGB")`` for the colours),
-        ``_overlay.jpg``, ``_probs.npy`` atomically."""
-        stem = stem or (Path(self.source).stem if self.source else "result")
-        out = {}
-        for kind in kinds:
-            path = Path(directory) / f"{stem}_{kind}{_SUFFIX[kind]}"
-            write_output(path, kind, self, alpha, overwrite)
-            out[kind] = path
-        return out
-
-
-# Label maps and colour masks are long runs of equal pixels: zlib's RLE strategy at level 1 writes them 3-6x
-# faster than PIL's default (level 6) and about as small. PNG is lossless, so the decoded pixels are the same.
-PNG_OPTIONS = {"compress_level": 1, "compress_type": zlib.Z_RLE}
-
-_SUFFIX = {"labels": ".png", "color": ".png", "overlay": ".jpg", "probs": ".npy", "label_ids": ".png"}
-
-
-def write_output(path: Path, kind: str, result: SegResult, alpha: float = 0.5, overwrite: bool = False) -> None:
-    """Write one output kind of ``result`` to ``path`` atomically."""
-    if kind == "labels":
-        data = Image.fromarray(result.labels.astype(np.uint8) if result.labels.max(initial=0) < 256
-                               else result.labels.astype(np.int32))
-    elif kind == "color":
-        data = color_image(result.labels, result.palette)  # a palette PNG, as PaddleSeg's pseudo-colour output
-    elif kind == "overlay":
-        data = Image.fromarray(result.overlay(alpha))
-    elif kind == "probs":
-        if result.probs is None:
-            raise ValueError("no probabilities computed; create the Segmenter with probs=True")
-        buffer = io.BytesIO()
-        np.save(buffer, result.probs.astype(np.float16))
-        atomic_write_bytes(path, buffer.getbuffer(), overwrite)
-        return
-    else:
-        raise ValueError(f"unknown output kind {kind!r}; choose from {sorted(_SUFFIX)}")
-    fmt = "JPEG" if path.suffix == ".jpg" else "PNG"
-    save_image(path, data, fmt, overwrite)
-
-
-def save_image(path: Path, image: Image.Image, fmt: str = "PNG", overwrite: bool = True) -> None:
-    """Encode ``image`` in memory (PNG with :data:`PNG_OPTIONS`, or JPEG quality 90) and write it atomically."""
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, **({"quality": 90} if fmt == "JPEG" else PNG_OPTIONS))
-    atomic_write_bytes(path, buffer.getbuffer(), overwrite)
+        ``_overlay.jpg``, ``_probs.npy``, ``_label_ids.png`` (Cityscapes labelIds) atomically, as ``liteseg
+        predict`` writes them (:class:`~liteseg.inference.result_writer.ResultWriter`)."""
+        writer = ResultWriter(directory, kinds, alpha=alpha, overwrite=overwrite, folders=False)
+        return writer.write(self, stem or (Path(self.source).stem if self.source else "result"))
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import InputError
 from ..images import pil_to_rgb
 from ..inference.budget import DEFAULT_MAX_ASPECT, PixelBudget
+from ..inference.output_encoding import labels_png, png_bytes
 from ..inference.segmenter import SegResult
 from .errors import ApiError
 
@@ -49,16 +50,12 @@ def decode_image(data: bytes, max_pixels: int, max_aspect: float | None = DEFAUL
             raise ApiError(400, "invalid_image", str(e)) from None
 
 
-def encode_png(array: np.ndarray) -> bytes:
-    """An ``[H, W]`` or ``[H, W, 3]`` uint8 array (or ``[H, W]`` uint16) as PNG bytes (fast compression)."""
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def label_png(labels: np.ndarray) -> bytes:
-    """Class ids as a grayscale PNG: 8-bit for up to 256 classes, else 16-bit."""
-    return encode_png(labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16))
+def result_png(result: SegResult, fmt: str, alpha: float) -> bytes:
+    """``labels`` (class ids, as ``liteseg predict`` writes them), ``color`` (RGB colour mask) or ``overlay`` as
+    PNG bytes, with the PNG settings of every liteseg output (:mod:`liteseg.inference.output_encoding`)."""
+    if fmt == "labels":
+        return labels_png(result.labels)
+    return png_bytes(result.colorize() if fmt == "color" else result.overlay(alpha))
 
 
 def rle_encode(mask: np.ndarray) -> dict[str, Any]:
@@ -100,5 +97,5 @@ def result_json(result: SegResult, rle: bool = False, overlay_alpha: float | Non
     body: dict[str, Any] = {"width": int(labels.shape[1]), "height": int(labels.shape[0]), "classes": classes,
                             "notes": list(result.notes)}
     if overlay_alpha is not None:
-        body["overlay_png"] = base64.b64encode(encode_png(result.overlay(overlay_alpha))).decode("ascii")
+        body["overlay_png"] = base64.b64encode(png_bytes(result.overlay(overlay_alpha))).decode("ascii")
     return body

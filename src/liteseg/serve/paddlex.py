@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import json
 import uuid
 from typing import Any
@@ -19,9 +18,9 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from ..inference.output_encoding import jpeg_bytes
 from ..inference.segmenter import SegResult
 from .codecs import decode_image
 from .errors import ApiError
@@ -74,9 +73,7 @@ def result_body(result: SegResult, visualize: bool) -> dict[str, Any]:
     labels = result.labels
     body: dict[str, Any] = {"labelMap": labels.ravel().tolist(), "size": [int(labels.shape[0]), int(labels.shape[1])]}
     if visualize:
-        buffer = io.BytesIO()
-        Image.fromarray(result.overlay()).save(buffer, format="JPEG")
-        body["image"] = base64.b64encode(buffer.getvalue()).decode("ascii")
+        body["image"] = base64.b64encode(jpeg_bytes(result.overlay())).decode("ascii")
     return {"logId": str(uuid.uuid4()), "errorCode": 0, "errorMsg": "Success", "result": body}
 
 

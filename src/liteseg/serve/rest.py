@@ -12,7 +12,7 @@ from ..inference.about import describe
 from ..inference.segmenter import SegResult
 from .batcher import DynamicBatcher
 from .bodies import read_upload
-from .codecs import decode_image, encode_png, label_png, result_json
+from .codecs import decode_image, result_json, result_png
 from .errors import ApiError
 from .schemas import ErrorBody, ModelInfo, SegmentBody
 from .state import ServeState
@@ -67,7 +67,7 @@ def rest_router(state: ServeState) -> APIRouter:
             result.notes = notes
             if fmt == "json":
                 return JSONResponse(await run_in_threadpool(result_json, result, rle, alpha if overlay else None))
-            return Response(await run_in_threadpool(_render_png, result, fmt, alpha), media_type="image/png")
+            return Response(await run_in_threadpool(result_png, result, fmt, alpha), media_type="image/png")
 
     @router.get("/v1/model", response_model=ModelInfo, summary="The model being served")
     async def model_info() -> dict[str, Any]:
@@ -104,8 +104,3 @@ def describe_model(state: ServeState) -> dict[str, Any]:
                    "min_upload_kbs": config.min_upload_kbs},
     }
 
-
-def _render_png(result: SegResult, fmt: str, alpha: float) -> bytes:
-    if fmt == "labels":
-        return label_png(result.labels)
-    return encode_png(result.colorize() if fmt == "color" else result.overlay(alpha))
