@@ -30,7 +30,7 @@ from .verify import FP16_RTOL, FP32_RTOL, example_input
 from .wrappers import ExportWrapper, choose_pool_modes, export_copy
 
 # format -> precisions; format -> (the module that writes and runs it, the packages it needs, pyproject extra)
-FORMATS: dict[str, tuple[str, ...]] = {"executorch": ("fp32", "int8"), "tflite": ("fp32", "fp16"),
+FORMATS: dict[str, tuple[str, ...]] = {"executorch": ("fp32", "int8"), "tflite": ("fp32", "fp16", "int8"),
                                        "ncnn": ("fp32", "fp16")}
 _MODULES = {"executorch": ("liteseg.export.executorch", ("executorch", "torchao"), "executorch"),
             "tflite": ("liteseg.export.litert", ("litert_torch", "ai_edge_litert", "ai_edge_quantizer"), "litert"),
