@@ -111,7 +111,7 @@ def benchmark_formats(source: Any, workdir: str | os.PathLike, formats: Sequence
         torch_backend = create_backend(loaded, "torch")
         report.torch_miou, _, reference = _miou(torch_backend, labelled, None)
     for i, shape in enumerate(shapes):
-        module = prepare(loaded, shape).wrapper
+        module = prepare(loaded, shape).reference
         tag = "x".join(map(str, shape))
         ort_ms = float("nan")
         for fmt, precision in [("onnx", "fp32"), *formats]:
