@@ -28,7 +28,7 @@ from ..conftest import randomize_, require_module
 SHAPE = (1, 3, 64, 96)
 CASES = [("executorch", "fp32"), ("executorch", "int8"), ("tflite", "fp32"), ("tflite", "fp16"),
          ("tflite", "int8"), ("ncnn", "fp32"), ("ncnn", "fp16")]
-# CI runs fp32 of every format and LiteRT fp16 (it reuses the fp32 conversion); the two precisions that need a
+# CI runs fp32 of every format and LiteRT fp16 (it reuses the fp32 conversion); the three precisions that need a
 # conversion of their own (about a minute each) run with `pytest -m edge_full tests/export/test_edge.py`
 FULL_ONLY = {("executorch", "int8"), ("tflite", "int8"), ("ncnn", "fp16")}
 RUN_CASES = [pytest.param(*case, marks=pytest.mark.edge_full) if case in FULL_ONLY else case for case in CASES]
