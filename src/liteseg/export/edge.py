@@ -118,7 +118,8 @@ def fold_batch_norms(model: nn.Module) -> nn.Module:
     pairs of an ``nn.Sequential``), in place, with the eval statistics.
 
     The converters fold them too, but only after tracing, decomposing and checking them: folded first, the
-    graph they process has half the nodes (260 instead of 530 for PP-LiteSeg-T), which halves conversion time.
+    graph they process has half the nodes (260 instead of 530 for PP-LiteSeg-T), and ExecuTorch and LiteRT
+    convert it in about half and a third of the time.
     """
     for module in list(model.modules()):
         if not isinstance(module, (ConvBN, nn.Sequential)):
