@@ -27,10 +27,10 @@ from ..conftest import randomize_, require_module
 
 SHAPE = (1, 3, 64, 96)
 CASES = [("executorch", "fp32"), ("executorch", "int8"), ("tflite", "fp32"), ("tflite", "fp16"),
-         ("ncnn", "fp32"), ("ncnn", "fp16")]
-# CI runs fp32 of every format and LiteRT fp16 (it reuses the fp32 conversion); the two precisions that need a
+         ("tflite", "int8"), ("ncnn", "fp32"), ("ncnn", "fp16")]
+# CI runs fp32 of every format and LiteRT fp16 (it reuses the fp32 conversion); the three precisions that need a
 # conversion of their own (about a minute each) run with `pytest -m edge_full tests/export/test_edge.py`
-FULL_ONLY = {("executorch", "int8"), ("ncnn", "fp16")}
+FULL_ONLY = {("executorch", "int8"), ("tflite", "int8"), ("ncnn", "fp16")}
 RUN_CASES = [pytest.param(*case, marks=pytest.mark.edge_full) if case in FULL_ONLY else case for case in CASES]
 FILE = {"executorch": "m.pte", "tflite": "m.tflite", "ncnn": "m_ncnn"}
 BACKEND = {"executorch": "executorch", "tflite": "litert", "ncnn": "ncnn"}
@@ -93,6 +93,8 @@ def test_export_runs_and_matches_pytorch(exported, model, camvid_images, fmt, pr
             assert diff <= 0.02 * np.abs(ref).max() and agreement >= 0.98
         else:
             assert agreement >= MIN_INT8_AGREEMENT
+    if (fmt, precision) == ("tflite", "int8"):  # full integer: int8 tensors in and out, not float I/O
+        assert backend.runner.input["dtype"] == np.int8 and backend.runner.output["dtype"] == np.int8
     with pytest.raises(LitesegError, match="exported for input 1x3x64x96"):
         backend(np.zeros((1, 3, 64, 64), np.float32))
 
@@ -168,8 +170,31 @@ def test_formats_option_lists_every_precision(fixture_dir, capsys):
 
     assert parse_formats("all") == CASES
     assert parse_formats("ncnn:fp16,executorch") == [("ncnn", "fp16"), ("executorch", "fp32"), ("executorch", "int8")]
-    with pytest.raises(LitesegError, match="tflite:int8"):
-        parse_formats("tflite:int8")
+    with pytest.raises(LitesegError, match="ncnn:int8"):
+        parse_formats("ncnn:int8")
     model = str(fixture_dir / "weights.pdparams")
     assert main(["benchmark", "--model", model, "--formats", "executorch:int8"]) == 2
     assert "--calib" in capsys.readouterr().err
+
+
+def test_formats_table_has_latency_and_ratio_at_every_shape():
+    from liteseg.evaluation.formats import FormatResult, FormatsReport, formats_table
+
+    small, large = [1, 3, 360, 480], [1, 3, 512, 1024]
+    report = FormatsReport(results=[
+        FormatResult("onnx", "fp32", small, bytes=32_100_000, max_abs_diff=9e-6, p50_ms=80.0, ratio_vs_ort=1.0,
+                     miou=0.6, agreement=1.0),
+        FormatResult("tflite", "int8", small, bytes=8_400_000, max_abs_diff=3.1, p50_ms=40.0, ratio_vs_ort=0.5,
+                     miou=0.59, agreement=0.99),
+        FormatResult("onnx", "fp32", large, bytes=32_100_000, max_abs_diff=1e-5, p50_ms=200.0, ratio_vs_ort=1.0),
+        FormatResult("tflite", "int8", large, status="failed: EdgeExportError: does not match")])
+    lines = formats_table(report).splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert head == ["format", "precision", "status", "size MB", "max abs diff", "p50 ms 1x3x360x480",
+                    "vs ORT fp32 1x3x360x480", "p50 ms 1x3x512x1024", "vs ORT fp32 1x3x512x1024", "mIoU", "agreement"]
+    rows = {tuple(c.strip() for c in line.strip("|").split("|"))[:2]: [c.strip() for c in line.strip("|").split("|")]
+            for line in lines[2:]}
+    assert len(lines) == 4 and set(rows) == {("onnx", "fp32"), ("tflite", "int8")}
+    assert rows["onnx", "fp32"][2:] == ["ran", "32.1", "1e-05", "80.0", "1.00", "200.0", "1.00", "0.6000", "100.00%"]
+    assert rows["tflite", "int8"][2:] == ["1x3x512x1024: failed: EdgeExportError: does not match", "8.4", "3.1",
+                                          "40.0", "0.50", "–", "–", "0.5900", "99.00%"]

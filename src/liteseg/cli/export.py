@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "default the model's or 1,3,512,512)")
     p.add_argument("--precision", default="fp32",
                    help="edge formats: fp32 (default); executorch int8 (needs --calib); tflite fp16 "
-                        "(weights); ncnn fp16")
+                        "(weights) or int8 (full integer, needs --calib); ncnn fp16")
     p.add_argument("--calib", help="int8 calibration images: a folder or a list file (first column)")
     p.add_argument("--num-calib", type=options.positive_int, default=32, help="calibration images (default 32)")
     p.add_argument("--weights", help="weights for a registered model name (random init without)")

@@ -112,7 +112,7 @@ def benchmark_formats(source: Any, workdir: str | os.PathLike, formats: Sequence
         torch_backend = create_backend(loaded, "torch")
         report.torch_miou, _, reference = _miou(torch_backend, labelled, None)
     for i, shape in enumerate(shapes):
-        module = prepare(loaded, shape).wrapper
+        module = prepare(loaded, shape).reference
         tag = "x".join(map(str, shape))
         ort_ms = float("nan")
         for fmt, precision in [("onnx", "fp32"), *formats]:
@@ -148,14 +148,35 @@ def benchmark_formats(source: Any, workdir: str | os.PathLike, formats: Sequence
 
 
 def formats_table(report: FormatsReport) -> str:
-    """A markdown table of :func:`benchmark_formats`' results."""
-    rows = ["| format | precision | shape | status | size MB | max abs diff | p50 ms | vs ORT fp32 | mIoU | "
-            "agreement |", "|---|---|---|---|---|---|---|---|---|---|"]
+    """A markdown table of :func:`benchmark_formats`' results: one row per format and precision with its latency
+    and ratio to ONNX Runtime fp32 at each shape; size and mIoU at the first shape, the largest max abs diff."""
+    shapes = list(dict.fromkeys("x".join(map(str, r.shape)) for r in report.results))
+    rows: dict[tuple[str, str], dict[str, FormatResult]] = {}
     for r in report.results:
-        def num(v: float, fmt: str) -> str:
-            return "–" if v != v else format(v, fmt)
-        rows.append(f"| {r.format} | {r.precision} | {'x'.join(map(str, r.shape))} | {r.status} | "
-                    f"{num(r.bytes / 1e6 if r.bytes else float('nan'), '.1f')} | {num(r.max_abs_diff, '.2g')} | "
-                    f"{num(r.p50_ms, '.1f')} | {num(r.ratio_vs_ort, '.2f')} | {num(r.miou, '.4f')} | "
-                    f"{num(r.agreement, '.2%')} |")
-    return "\n".join(rows)
+        rows.setdefault((r.format, r.precision), {})["x".join(map(str, r.shape))] = r
+    head = ["format", "precision", "status", "size MB", "max abs diff",
+            *(f"{what} {tag}" for tag in shapes for what in ("p50 ms", "vs ORT fp32")), "mIoU", "agreement"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (fmt, precision), by_shape in rows.items():
+        first = next(iter(by_shape.values()))
+        failed = [f"{tag}: {r.status}" if len(shapes) > 1 else r.status
+                  for tag, r in by_shape.items() if r.status != "ran"]
+        cells = [fmt, precision, "; ".join(failed) or "ran", _num(first.bytes / 1e6 if first.bytes else NAN, ".1f"),
+                 _num(max((r.max_abs_diff for r in by_shape.values()), key=_nan_low), ".2g")]
+        for tag in shapes:
+            r = by_shape.get(tag)
+            cells += [_num(r.p50_ms if r else NAN, ".1f"), _num(r.ratio_vs_ort if r else NAN, ".2f")]
+        lines.append("| " + " | ".join([*cells, _num(first.miou, ".4f"), _num(first.agreement, ".2%")]) + " |")
+    return "\n".join(lines)
+
+
+NAN = float("nan")
+
+
+def _nan_low(v: float) -> float:
+    """Sort key that puts NaN (not measured) below every number."""
+    return float("-inf") if v != v else v
+
+
+def _num(v: float, fmt: str) -> str:
+    return "–" if v != v else format(v, fmt)

@@ -8,6 +8,7 @@ mean/std, class names and how it was exported.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import json
 import os
@@ -20,10 +21,12 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..errors import FormatError, LitesegError, install_hint
 from ..loading import resolve_model
 from ..meta import ModelMeta
+from ..models.layers import ConvBN
 from ..models.sppm import AdaptiveAvgPool, _bin_matrix
 from ..registry import did_you_mean
 from ..utils.shapes import parse_shape
@@ -96,13 +99,35 @@ class MatrixPool(nn.Module):
 
 @dataclass
 class Prepared:
-    """A model ready to convert: the traced module, its metadata (with the fixed shape) and an example input."""
+    """A model ready to convert: the module the converters trace (batch norms folded), the same model unfolded
+    (the reference exports are checked against), its metadata (with the fixed shape) and an example input."""
 
     wrapper: ExportWrapper
+    reference: ExportWrapper
     meta: ModelMeta
     shape: list[int]
     example: torch.Tensor
     sppm_pool: str
+
+
+def fold_batch_norms(model: nn.Module) -> nn.Module:
+    """Fold each batch norm into the convolution before it (PP-LiteSeg's ``ConvBN`` blocks and conv, batch norm
+    pairs of an ``nn.Sequential``), in place, with the eval statistics.
+
+    The converters fold them too, but only after tracing, decomposing and checking them: folded first, the
+    graph they process has half the nodes (260 instead of 530 for PP-LiteSeg-T), and ExecuTorch and LiteRT
+    convert it in about half and a third of the time.
+    """
+    for module in list(model.modules()):
+        if not isinstance(module, (ConvBN, nn.Sequential)):
+            continue
+        names = list(module._modules)
+        for conv_name, bn_name in zip(names, names[1:]):
+            conv, bn = getattr(module, conv_name), getattr(module, bn_name)
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
+                setattr(module, bn_name, nn.Identity())
+    return model
 
 
 def fixed_shape(text: str | Sequence[int] | None, meta: ModelMeta) -> list[int]:
@@ -121,7 +146,8 @@ def prepare(source: Any, input_shape: str | Sequence[int] | None = None) -> Prep
     """Load ``source``, fix its input shape and make SPPM's pooling exact for every edge runtime.
 
     Pools whose map divides by the bin count stay adaptive pooling (an AvgPool with kernel = stride, or a
-    mean for bin 1); the others become :class:`MatrixPool`. No op is approximated.
+    mean for bin 1); the others become :class:`MatrixPool`. No op is approximated; batch norms are folded into
+    their convolutions (:func:`fold_batch_norms`) in the module the converters get.
     """
     loaded = resolve_model(source)
     shape = fixed_shape(input_shape, loaded.meta)
@@ -141,7 +167,8 @@ def prepare(source: Any, input_shape: str | Sequence[int] | None = None) -> Prep
             if isinstance(child, AdaptiveAvgPool) and child.mode == "matmul":
                 setattr(parent, name, MatrixPool(child.bins, sizes[child]))
     meta = ModelMeta.from_dict({**loaded.meta.to_dict(), "input_shape": list(shape)})
-    return Prepared(wrapper.eval(), meta, shape, example, modes)
+    folded = ExportWrapper(fold_batch_norms(copy.deepcopy(model))).eval()
+    return Prepared(folded, wrapper.eval(), meta, shape, example, modes)
 
 
 def metadata_text(meta: ModelMeta, fmt: str, precision: str, sppm_pool: str) -> str:
@@ -201,14 +228,15 @@ def import_converter(fmt: str, name: str) -> Any:
 
 def check_runner(run: Callable[[np.ndarray], np.ndarray], prepared: Prepared, precision: str,
                  x: torch.Tensor | None = None) -> EdgeCheck:
-    """Compare ``run`` (normalised NCHW -> logits) with PyTorch on ``x`` (default: a random input).
+    """Compare ``run`` (normalised NCHW -> logits) with PyTorch (the unfolded model) on ``x`` (default: a random
+    input).
 
     fp32 must match to 1e-5 of the logits' largest magnitude (as ONNX exports), fp16 to 2 %, int8 must
     give the same argmax on :data:`MIN_INT8_AGREEMENT` of the pixels.
     """
     x = prepared.example if x is None else x
     with torch.no_grad():
-        ref = prepared.wrapper(x).numpy()
+        ref = prepared.reference(x).numpy()
     got = run(x.numpy())
     if got.shape != ref.shape:
         return EdgeCheck(float("inf"), 0.0, 0.0, False)

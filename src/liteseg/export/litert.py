@@ -1,8 +1,10 @@
 """LiteRT / TFLite (``.tflite``) through ``litert-torch``, run with ``ai-edge-litert`` (``litert`` extra).
 
-Precisions: fp32; fp16 (float16 weights, dequantized to float32 at load: float compute). No int8: ai-edge-quantizer
-0.10's full-integer recipe (static int8 weights and activations) fails on PP-LiteSeg's graph ("ADD(index: 0) not
-found in tensor_name_to_qsv" after calibration).
+Precisions: fp32; fp16 (float16 weights, dequantized to float32 at load: float compute); int8, full-integer
+(int8 weights per channel, int8 activations, int8 input and output tensors) through litert-torch's PT2E path:
+calibrated in PyTorch, then converted with the quantize/dequantize pairs folded into int8 LiteRT ops.
+(ai-edge-quantizer 0.10's full-integer recipe on the float flatbuffer fails on PP-LiteSeg's graph after
+calibration: "ADD(index: 0) not found in tensor_name_to_qsv".)
 The liteseg metadata is a ``liteseg`` entry of the flatbuffer's metadata table.
 """
 from __future__ import annotations
@@ -11,7 +13,7 @@ import hashlib
 import os
 import warnings
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import ai_edge_litert  # noqa: F401  (a missing runtime makes this format unavailable, see edge.format_module)
 import numpy as np
@@ -116,11 +118,33 @@ def convert(prepared: Prepared) -> bytes:
     return _last_conversion[key]
 
 
+def convert_int8(prepared: Prepared, calibration: Sequence[torch.Tensor]) -> bytes:
+    """The full-integer int8 flatbuffer of ``prepared``: PT2E with litert-torch's quantizer (per-channel
+    symmetric int8 weights, int8 activations from histogram observers over ``calibration``), converted with the
+    static quantize/dequantize pairs lowered to int8 ops (int8 input and output tensors)."""
+    litert_torch = import_converter("tflite", "litert_torch")
+    pt2e = import_converter("tflite", "litert_torch.quantize.pt2e_quantizer")
+    quant_config = import_converter("tflite", "litert_torch.quantize.quant_config")
+    quantize_pt2e = import_converter("tflite", "torchao.quantization.pt2e.quantize_pt2e")
+    quantizer = pt2e.PT2EQuantizer().set_global(
+        pt2e.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        graph = torch.export.export(prepared.wrapper, (prepared.example,)).module()
+        observed = quantize_pt2e.prepare_pt2e(graph, quantizer)
+        for x in calibration:
+            observed(x)
+        quantized = quantize_pt2e.convert_pt2e(observed, fold_quantize=False)
+        model = litert_torch.convert(quantized, (prepared.example,),
+                                     quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer))
+    return bytes(model.model_content())
+
+
 def write(prepared: Prepared, path: Path, precision: str, calibration: Sequence[torch.Tensor], metadata: str) -> None:
     """Convert ``prepared`` with litert-torch, quantize if asked, add the metadata, write to ``path``."""
-    if precision not in ("fp32", "fp16"):
-        raise EdgeExportError(f"tflite: no {precision} export (ai-edge-quantizer's full-integer int8 fails on "
-                              f"PP-LiteSeg); choose fp32 or fp16")
+    if precision == "int8":
+        path.write_bytes(with_metadata(convert_int8(prepared, calibration), metadata))
+        return
     model = with_metadata(convert(prepared), metadata)  # the quantizer keeps metadata entries
     if precision == "fp16":
         model = _fp16_weights(model)
@@ -128,7 +152,9 @@ def write(prepared: Prepared, path: Path, precision: str, calibration: Sequence[
 
 
 class Runner:
-    """A LiteRT interpreter (XNNPACK CPU): ``runner(x)`` maps a normalised float32 NCHW batch to logits."""
+    """A LiteRT interpreter (XNNPACK CPU): ``runner(x)`` maps a normalised float32 NCHW batch to float32 logits
+    (a full-integer model's int8 input is quantized and its int8 output dequantized with the file's scale and
+    zero point)."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
@@ -144,13 +170,31 @@ class Runner:
         except Exception as e:  # the interpreter raises ValueError/RuntimeError on damaged models
             raise FormatError(f"{self.source}: not a readable LiteRT/TFLite model ({type(e).__name__}: {e}); "
                               f"re-export it with 'liteseg export MODEL --format tflite'") from None
-        self.input = self.interpreter.get_input_details()[0]["index"]
-        self.output = self.interpreter.get_output_details()[0]["index"]
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        self.interpreter.set_tensor(self.input, np.ascontiguousarray(x, dtype=np.float32))
+        self.interpreter.set_tensor(self.input["index"], _to_tensor(np.asarray(x, dtype=np.float32), self.input))
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output).copy()
+        return _from_tensor(self.interpreter.get_tensor(self.output["index"]), self.output)
+
+
+def _to_tensor(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """``x`` as the input tensor wants it: float32, or quantized to its integer type with its scale/zero point."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind != "i":
+        return np.ascontiguousarray(x, dtype=dtype)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def _from_tensor(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """An output tensor as float32 (integer outputs dequantized with their scale and zero point)."""
+    if np.dtype(detail["dtype"]).kind != "i":
+        return y.astype(np.float32, copy=True)
+    scale, zero_point = detail["quantization"]
+    return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
 
 
 def open_runner(path: str | os.PathLike, threads: int | None = None) -> Runner:
