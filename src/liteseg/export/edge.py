@@ -212,9 +212,9 @@ def quiet(*fds: int) -> Iterator[None]:
                 stack.enter_context((contextlib.redirect_stdout if fd == 1 else contextlib.redirect_stderr)(text))
             yield
     finally:
-        for fd, copy in zip(fds, saved):
-            os.dup2(copy, fd)
-            os.close(copy)
+        for fd, kept in zip(fds, saved):
+            os.dup2(kept, fd)
+            os.close(kept)
 
 
 def import_converter(fmt: str, name: str) -> Any:

@@ -14,8 +14,8 @@ from ..registry import Registry
 EDGE_FORMATS: Registry[ModuleType] = Registry("edge format", error=LitesegError)
 EDGE_FORMATS.add("executorch", "liteseg.export.executorch", package=("executorch", "torchao"), extra="executorch",
                  precisions=("fp32", "int8"))
-EDGE_FORMATS.add("tflite", "liteseg.export.litert", package=("litert_torch", "ai_edge_litert", "ai_edge_quantizer", "torchao"),
-                 extra="litert", precisions=("fp32", "fp16", "int8"))
+EDGE_FORMATS.add("tflite", "liteseg.export.litert",
+                 package=("litert_torch", "ai_edge_litert", "ai_edge_quantizer", "torchao"), extra="litert", precisions=("fp32", "fp16", "int8"))
 EDGE_FORMATS.add("ncnn", "liteseg.export.ncnn", package=("pnnx", "ncnn"), extra="ncnn", precisions=("fp32", "fp16"))
 
 
