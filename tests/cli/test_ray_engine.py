@@ -30,9 +30,9 @@ import liteseg
 from liteseg.cli.main import main
 from liteseg.formats.native import save_native
 from liteseg.meta import ModelMeta
+from liteseg.utils.net import free_ports
 
 from ..conftest import randomize_, require_module
-from ..inference.live_sources import free_port
 
 KINDS = ("labels", "color", "overlay")
 N_GOOD = 16
@@ -57,7 +57,7 @@ def ray_head(request, tmp_path_factory):
     saved = {name: os.environ.get(name) for name in RAY_ENV}
     os.environ.update(RAY_ENV)  # before ray is imported: this process joins the head on loopback
     require_module("ray")
-    port, client_port, env_agent_port = free_port(), free_port(), free_port()
+    port, client_port, env_agent_port = free_ports(3)
     client = any(item.get_closest_marker("ray_client") for item in request.session.items)
     log = tmp_path_factory.mktemp("ray") / "head.log"
     with log.open("wb") as out:
@@ -257,7 +257,7 @@ def test_gpu_workers_on_a_cluster_without_gpus_are_refused(ray_head, images, mod
 def s3_images(images):
     """The test images in a bucket of a local S3 emulator (moto's server on loopback), as an ``s3://`` URI."""
     boto3 = require_module("boto3")
-    port = free_port()
+    (port,) = free_ports()
     server = require_module("moto.server").ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"127.0.0.1:{port}"
