@@ -10,13 +10,14 @@ import liteseg
 from liteseg.cli.main import main
 from liteseg.formats.native import save_native
 
-from ..conftest import require_module
+from ..conftest import randomize_, require_module
 
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    model = liteseg.create_model("pp_liteseg_t", num_classes=4)
+    """Randomised weights: two different images get different labels, so a label written under the wrong file
+    name shows (a fresh init's logits are ~1e-9 and label most pixels alike)."""
+    model = randomize_(liteseg.create_model("pp_liteseg_t", num_classes=4))
     path = tmp_path_factory.mktemp("m") / "m.safetensors"
     save_native(path, model.state_dict(), {"arch": "pp_liteseg_t", "config": model.config, "meta": {}})
     return path
@@ -186,19 +187,22 @@ def test_pipelined_predict_writes_the_same_bytes_as_the_serial_path(images, mode
     assert len(pipelined) == 5 * 4 + 1 and pipelined == serial
 
 
-def test_label_pngs_decode_to_the_argmax_of_the_model_logits(images, model_file, tmp_path):
-    """Against the pre-pipeline computation: float normalisation, the model, numpy's argmax."""
+def test_batched_label_pngs_are_each_files_own_model_argmax(images, model_file, tmp_path):
+    """At --batch-size 2 (a.jpg and b.png share a batch), each file's labels against its own reference: float
+    normalisation, the model on that image alone, numpy's argmax; the images' references must differ."""
     out = tmp_path / "out"
-    assert _run(images, "--model", model_file, "-o", out, "--save", "labels") == 0
+    assert _run(images, "--model", model_file, "-o", out, "--save", "labels", "--batch-size", "2") == 0
     model = liteseg.load(model_file).model.eval()
+    expected = {}
     for name in ("a.jpg", "b.png", "sub/c.png"):
         rgb = np.asarray(Image.open(images / name).convert("RGB"))
         x = (rgb.astype(np.float32) / 255.0 - 0.5) / 0.5
         with torch.no_grad():
             logits = model(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()))
-        expected = logits[0].numpy().argmax(axis=0)
+        expected[name] = logits[0].numpy().argmax(axis=0)
         labels = np.asarray(Image.open(out / "labels" / f"{name.rsplit('.', 1)[0]}.png"))
-        np.testing.assert_array_equal(labels, expected)
+        np.testing.assert_array_equal(labels, expected[name], err_msg=name)
+    assert (expected["a.jpg"] != expected["b.png"]).mean() > 0.05, "references too alike to tell files apart"
 
 
 def test_predict_streams_frames_with_bounded_memory(model_file, tmp_path, monkeypatch):

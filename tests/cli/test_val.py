@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import liteseg
 from liteseg.cli.main import main
 from liteseg.formats.native import save_native
 from liteseg.meta import ModelMeta
 
-from ..conftest import require_module
+from ..conftest import randomize_, require_module
 
 
 def _random_model(path, num_classes):
@@ -80,3 +82,27 @@ def test_val_onnx_through_backend_matches_torch(backend, camvid_subset, tmp_path
     ours, reference = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in (backend, "torch"))
     assert ours["confusion"] == reference["confusion"]
     assert ours["metrics"]["miou"] == reference["metrics"]["miou"]
+
+
+def test_val_exclude_absent_leaves_a_class_absent_everywhere_out_of_the_means(tmp_path):
+    """Class 3 is in no label, and the model never predicts it (its classifier row ties with class 2's, and the
+    first maximum wins): --exclude-absent averages over classes 0-2, the default over all 4."""
+    model = randomize_(liteseg.create_model("pp_liteseg_t", num_classes=4)).eval()
+    with torch.no_grad():
+        model.seg_heads[0].conv_out.weight[3] = model.seg_heads[0].conv_out.weight[2]
+    path = tmp_path / "m.safetensors"
+    save_native(path, model.state_dict(), {"arch": "pp_liteseg_t", "config": dict(model.config), "meta": {}})
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+        Image.fromarray(rng.integers(0, 3, (32, 48), dtype=np.uint8)).save(tmp_path / f"{i}_label.png")
+    (tmp_path / "list.txt").write_text("0.png 0_label.png\n1.png 1_label.png\n")
+    common = ["val", "--model", str(path), "--data", f"list:{tmp_path / 'list.txt'}", "--num-workers", "0"]
+    assert main([*common, "-o", str(tmp_path / "all")]) == 0
+    assert main([*common, "-o", str(tmp_path / "present"), "--exclude-absent"]) == 0
+    every, present = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("all", "present"))
+    cm = np.array(present["confusion"], np.float64)
+    assert cm[:, 3].sum() == cm[3].sum() == 0 and present["metrics"]["absent_classes"] == [3]
+    iou = np.diag(cm) / np.maximum(cm.sum(0) + cm.sum(1) - np.diag(cm), 1)
+    assert present["metrics"]["miou"] == pytest.approx(iou[:3].mean())
+    assert every["metrics"]["miou"] == pytest.approx(iou.mean()) and every["confusion"] == present["confusion"]

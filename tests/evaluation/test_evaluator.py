@@ -76,6 +76,23 @@ def test_nn_module_exact_confusion_and_mode_restored(synthetic):
     assert not model.training
 
 
+def _iou_from_confusion(confusion: np.ndarray) -> np.ndarray:
+    cm = np.asarray(confusion, np.float64)
+    union = cm.sum(0) + cm.sum(1) - np.diag(cm)
+    return np.divide(np.diag(cm), union, out=np.zeros(len(cm)), where=union > 0)
+
+
+def test_exclude_absent_reaches_the_metrics(synthetic):
+    """Class 3 is in neither labels nor predictions: mIoU over classes 0-2 with the flag, over all 4 without."""
+    root, _ = synthetic
+    kept = evaluate(OracleNet(), _dataset(root), progress=False)
+    left_out = evaluate(OracleNet(), _dataset(root), exclude_absent=True, progress=False)
+    iou = _iou_from_confusion(left_out.confusion)
+    assert left_out.metrics["exclude_absent"] is True and left_out.metrics["absent_classes"] == [3]
+    assert left_out.metrics["miou"] == pytest.approx(iou[:3].mean())
+    assert kept.metrics["miou"] == pytest.approx(iou.mean()) and iou[:3].mean() > iou.mean() + 0.1
+
+
 def test_every_model_kind_and_workers_agree(synthetic, tmp_path):
     root, _ = synthetic
     torch.manual_seed(0)

@@ -27,9 +27,18 @@ def final_state(out: Path) -> dict:
 
 
 def assert_same_state(a: dict, b: dict) -> None:
+    """Two checkpoints hold the same iteration, weights and optimizer state: every parameter's state entry (momentum
+    buffers, step counts, ...) in both, none missing on either side, and the same param groups."""
     assert a["iteration"] == b["iteration"]
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
-    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
-        assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
+    state_a, state_b = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert state_a.keys() == state_b.keys(), "the optimizers hold state for different parameters"
+    for index in state_a:
+        assert state_a[index].keys() == state_b[index].keys(), f"optimizer state {index}"
+        for name, value in state_a[index].items():
+            other = state_b[index][name]
+            same = torch.equal(value, other) if isinstance(value, torch.Tensor) else value == other
+            assert same, f"optimizer state {index}.{name}"
+    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
