@@ -105,9 +105,19 @@ def test_bad_inputs_raise_clear_errors(seg, tmp_path):
         seg(12)
 
 
+def _resized_reference(model, image: np.ndarray, net_hw: tuple[int, int]) -> np.ndarray:
+    """Labels of ``image`` through a model that runs at ``net_hw``: bilinear resize (rounded to uint8), the model,
+    its logits resized back bilinearly, argmax."""
+    t = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    small = F.interpolate(t, size=net_hw, mode="bilinear", align_corners=False).round().clamp(0, 255)
+    with torch.no_grad():
+        logits = model((small / 255 - 0.5) / 0.5)
+    return F.interpolate(logits, size=image.shape[:2], mode="bilinear", align_corners=False)[0].argmax(0).numpy()
+
+
 def test_fixed_shape_model_labels_are_resize_model_resize_back(small_model):
-    """Each image of a fixed-shape (64x64) model against its own reference: the image resized bilinearly to 64x64,
-    the model, its logits resized back bilinearly, argmax; one model call per image (fixed batch of 1)."""
+    """Each image of a fixed-shape (64x64) model against its own reference; one model call per image (fixed batch
+    of 1)."""
     meta = ModelMeta(arch="pp_liteseg_t", num_classes=5, input_shape=[1, 3, 64, 64])
     seen = []
 
@@ -120,13 +130,29 @@ def test_fixed_shape_model_labels_are_resize_model_resize_back(small_model):
     results = liteseg.Segmenter(Probe(small_model, meta), batch_size=8)(images)
     assert seen == [(1, 3, 64, 64)] * 2
     for image, result in zip(images, results):
-        t = torch.from_numpy(image).permute(2, 0, 1)[None].float()
-        small = F.interpolate(t, size=(64, 64), mode="bilinear", align_corners=False).round().clamp(0, 255)
-        with torch.no_grad():
-            logits = small_model((small / 255 - 0.5) / 0.5)
-        back = F.interpolate(logits, size=(50, 90), mode="bilinear", align_corners=False)
-        np.testing.assert_array_equal(result.labels, back[0].argmax(0).numpy())
+        np.testing.assert_array_equal(result.labels, _resized_reference(small_model, image, (64, 64)))
     assert (results[0].labels != results[1].labels).mean() > 0.05, "references too alike to tell images apart"
+
+
+def test_deploy_resize_transform_runs_the_model_at_its_size(small_model):
+    """A PaddleSeg deploy config's ``Resize`` (target_size W, H) sets the size the network runs at."""
+    meta = ModelMeta(arch="pp_liteseg_t", num_classes=5, config=small_model.config,
+                     extra={"transforms": [{"type": "Resize", "target_size": [48, 40]}, {"type": "Normalize"}]})
+    image = np.random.RandomState(12).randint(0, 255, (50, 90, 3), dtype=np.uint8)
+    result = liteseg.Segmenter(small_model, meta=meta)(image)
+    expected = _resized_reference(small_model, image, (40, 48))
+    np.testing.assert_array_equal(result.labels, expected)
+    assert (expected != _raw_argmax(small_model, image, meta)).mean() > 0.01, "the resize must change the labels"
+
+
+def test_keep_image_false_keeps_labels_and_drops_the_image(seg, small_model):
+    rgb = np.random.RandomState(13).randint(0, 255, (30, 44, 3), dtype=np.uint8)
+    result = liteseg.Segmenter(small_model, keep_image=False)(rgb)
+    assert result.image is None
+    np.testing.assert_array_equal(result.labels, _raw_argmax(small_model, rgb, seg.meta))
+    with pytest.raises(ValueError, match="keep_image=True"):
+        result.overlay()
+    np.testing.assert_array_equal(seg(rgb).image, rgb)
 
 
 def test_result_outputs_are_written(seg, tmp_path):
