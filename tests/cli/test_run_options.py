@@ -86,7 +86,7 @@ def test_predict_half_runs_reduced_precision_close_to_float32(model, model_file,
     logits = _logits(model, np.asarray(Image.open(image)))
     reference = torch.softmax(torch.from_numpy(logits), 0).numpy()
     diff = np.abs(np.load(out / "probs" / "0.npy") - reference).max()
-    assert 1e-4 < diff < 0.1, diff
+    assert 3e-4 < diff < 0.05, diff  # float32 against this reference: ~6e-5; bfloat16: ~1e-3
     labels = np.asarray(Image.open(out / "labels" / "0.png"))
     sure = _confident(logits, 0.2)
     assert sure.mean() > 0.5
