@@ -29,9 +29,11 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
                 ["tests/evaluation/test_metrics.py", "tests/evaluation/test_evaluator.py::test_exclude_absent_reaches_the_metrics"]),
     "tta": (["src/liteseg/inference/tta.py"], ["tests/inference/test_tta.py"]),
     "preprocess": (["src/liteseg/inference/preprocess.py"],
-                   ["tests/inference/test_preprocess.py", "tests/inference/test_fast_kernels.py"]),
+                   ["tests/inference/test_fast_kernels.py", "tests/inference/test_sizing.py",
+                    "tests/test_images.py::test_one_normalisation_for_inference_training_and_exported_graphs"]),
     "writers": (["src/liteseg/serve/codecs.py", "src/liteseg/inference/segmenter.py"],
-                ["tests/serve/test_codecs.py", "tests/inference/test_outputs.py"]),
+                ["tests/serve/test_codecs.py", "tests/inference/test_fast_kernels.py",
+                 "tests/inference/test_segmenter.py::test_result_outputs_are_written"]),
     "batcher": (["src/liteseg/serve/batcher.py"], ["tests/serve/test_batcher.py"]),
     "tensor_mapping": (["src/liteseg/formats/pdparams.py"], ["tests/formats/test_pdparams.py"]),
     "checkpoint": (["src/liteseg/training/checkpoint.py"], ["tests/training/test_checkpoint.py"]),
@@ -62,7 +64,9 @@ def run(name: str) -> dict[str, object]:
     env = {**os.environ, "LITESEG_SHARED": str(Path(os.environ.get("LITESEG_SHARED", REPO.parent / "shared")))}
     env.pop("PYTHONPATH", None)  # mutmut puts the mutated copy first on sys.path itself
     start = time.monotonic()
-    subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=work, env=env, check=False)
+    with open(work / "mutmut-run.log", "w") as log:  # mutmut redraws a progress line many times a second
+        subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=work, env=env, check=False,
+                       stdout=log, stderr=subprocess.STDOUT)
     subprocess.run([sys.executable, "-m", "mutmut", "export-cicd-stats"], cwd=work, env=env, check=False,
                    capture_output=True)
     stats = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
