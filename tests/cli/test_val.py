@@ -70,16 +70,30 @@ def test_val_errors_are_one_line(camvid_subset, tmp_path, capsys):
     assert "CROP,STRIDE" in capsys.readouterr().err
 
 
+@pytest.fixture(scope="session")
+def exported_val(camvid_dir, tmp_path_factory):
+    """A random 11-class T, its ONNX export and its torch val report on the first 3 CamVid val images at 0.5,
+    shared by the ONNX backends (session-scoped: the OpenVINO tests run last, see tests/conftest.py)."""
+    require_module("onnx")
+    folder = tmp_path_factory.mktemp("exported_val")
+    root = folder / "camvid"
+    root.mkdir()
+    lines = (camvid_dir / "val.txt").read_text().splitlines()[:3]
+    (root / "val.txt").write_text("".join(" ".join(str(camvid_dir / p) for p in ln.split()) + "\n" for ln in lines))
+    model = _random_model(folder / "t.safetensors", 11)
+    assert main(["export", str(model), "-o", str(folder / "t.onnx"), "--no-verify"]) == 0
+    common = ["--data", f"camvid:{root}", "--scales", "0.5", "--num-workers", "0"]
+    assert main(["val", "--model", str(model), "-o", str(folder / "torch"), "--device", "cpu", *common]) == 0
+    return folder, common, json.loads((folder / "torch" / "metrics.json").read_text())
+
+
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_val_onnx_through_backend_matches_torch(backend, camvid_subset, tmp_path):
+def test_val_onnx_through_backend_matches_torch(backend, exported_val, tmp_path):
     require_module(backend)
-    model = _random_model(tmp_path / "t.safetensors", 11)
-    assert main(["export", str(model), "-o", str(tmp_path / "t.onnx"), "--no-verify"]) == 0
-    common = ["--data", f"camvid:{camvid_subset}", "--scales", "0.5", "--num-workers", "0"]
-    assert main(["val", "--model", str(model), "-o", str(tmp_path / "torch"), "--device", "cpu", *common]) == 0
-    assert main(["val", "--model", str(tmp_path / "t.onnx"), "--backend", backend, "-o", str(tmp_path / backend),
+    folder, common, reference = exported_val
+    assert main(["val", "--model", str(folder / "t.onnx"), "--backend", backend, "-o", str(tmp_path / backend),
                  *common]) == 0
-    ours, reference = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in (backend, "torch"))
+    ours = json.loads((tmp_path / backend / "metrics.json").read_text())
     assert ours["confusion"] == reference["confusion"]
     assert ours["metrics"]["miou"] == reference["metrics"]["miou"]
 

@@ -36,7 +36,7 @@ class OracleNet(nn.Module):
         return -100 * (x[:, :1] - self.centers) ** 2
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def synthetic(tmp_path_factory):
     """Five 24x32 images whose red channel encodes the class; labels are the classes with noise and ignores."""
     root = tmp_path_factory.mktemp("synthetic")
@@ -159,24 +159,38 @@ def test_report_files_and_overwrite_protection(synthetic, tmp_path):
     write_report(result, tmp_path / "out", model="oracle", dataset="list", exist_ok=True)
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_onnx_backend_matches_torch(backend, synthetic, tmp_path):
-    require_module(backend)
+SLIDE = ((16, 16), (12, 12))
+
+
+@pytest.fixture(scope="session")
+def exported(synthetic, tmp_path_factory):
+    """One dynamic and one fixed-shape (16x16) export of a random T, shared by the backends, with the torch
+    confusions they must reproduce (whole image + flip; 16x16 windows). Session-scoped: the OpenVINO tests run
+    last (tests/conftest.py), after this module's other tests."""
+    require_module("onnxruntime")
     from liteseg.export.onnx import export_onnx
 
     root, _ = synthetic
+    folder = tmp_path_factory.mktemp("exported")
     torch.manual_seed(0)
     model = liteseg.create_model("pp_liteseg_t", num_classes=NUM_CLASSES).eval()
+    export_onnx(model, folder / "dynamic.onnx", verify=False)
+    export_onnx(model, folder / "fixed.onnx", input_shape="1,3,16,16", verify=False)
     ds = _dataset(root)
-    export_onnx(model, tmp_path / "dynamic.onnx", verify=False)
-    np.testing.assert_array_equal(evaluate(tmp_path / "dynamic.onnx", ds, backend=backend, flip=True,
-                                           progress=False).confusion,
-                                  evaluate(model, ds, flip=True, progress=False).confusion)
-    export_onnx(model, tmp_path / "fixed.onnx", input_shape="1,3,16,16", verify=False)
-    slide = ((16, 16), (12, 12))
-    np.testing.assert_array_equal(evaluate(tmp_path / "fixed.onnx", ds, backend=backend, slide=slide,
-                                           progress=False).confusion,
-                                  evaluate(model, ds, slide=slide, progress=False).confusion)
+    return folder, {"flip": evaluate(model, ds, flip=True, progress=False).confusion,
+                    "slide": evaluate(model, ds, slide=SLIDE, progress=False).confusion}
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_onnx_backend_matches_torch(backend, synthetic, exported):
+    require_module(backend)
+    root, _ = synthetic
+    folder, reference = exported
+    ds = _dataset(root)
+    np.testing.assert_array_equal(evaluate(folder / "dynamic.onnx", ds, backend=backend, flip=True,
+                                           progress=False).confusion, reference["flip"])
+    np.testing.assert_array_equal(evaluate(folder / "fixed.onnx", ds, backend=backend, slide=SLIDE,
+                                           progress=False).confusion, reference["slide"])
 
 
 def test_worker_loader_leaves_no_sigchld_handler_behind(tmp_path):
