@@ -51,7 +51,8 @@ def _prepare(name: str) -> Path:
     for folder in COPIED:
         shutil.copytree(REPO / folder, work / folder, ignore=shutil.ignore_patterns("__pycache__"))
     config = {"source_paths": ["src"], "only_mutate": modules, "also_copy": list(COPIED[1:]),
-              "pytest_add_cli_args_test_selection": tests, "pytest_add_cli_args": ["-p", "no:cacheprovider"]}
+              "pytest_add_cli_args_test_selection": tests, "pytest_add_cli_args": ["-p", "no:cacheprovider"],
+              "timeout_multiplier": 3.0, "timeout_constant": 5.0}  # a mutant looping forever is killed soon
     lines = [f"{key} = {json.dumps(value)}" for key, value in config.items()]
     pyproject = (REPO / "pyproject.toml").read_text()
     (work / "pyproject.toml").write_text(pyproject + "\n[tool.mutmut]\n" + "\n".join(lines) + "\n")
