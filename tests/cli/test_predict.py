@@ -233,3 +233,28 @@ def test_predict_streams_frames_with_bounded_memory(model_file, tmp_path, monkey
     # the one being written; frames: those batches of 2 + the next frame the batcher looked at to close a batch
     bound = (predict.READ_AHEAD + 1 + 1 + predict.WRITE_BEHIND + 1) * 2 + 1
     assert max(state["in_flight"]) <= bound, state["in_flight"]
+
+
+def test_written_colours_overlay_and_probabilities_against_the_models_own_output(model_file, tmp_path):
+    """Bytes on disk, decoded, against references computed here: the colour PNG is the palette at the model's
+    argmax, the overlay JPEG the (1 - alpha) image + alpha colour blend (JPEG-close), the .npy float16 softmax."""
+    out = tmp_path / "out"
+    yy, xx = np.mgrid[0:36, 0:52]
+    rgb = np.stack([yy * 7, xx * 4, (yy + xx) * 3], -1).astype(np.uint8)  # smooth: JPEG keeps it close
+    Image.fromarray(rgb).save(tmp_path / "b.png")
+    assert _run(tmp_path / "b.png", "--model", model_file, "-o", out, "--save", "color,overlay", "--save-probs",
+                "--alpha", "0.3") == 0
+    loaded = liteseg.load(model_file)
+    x = torch.from_numpy(((rgb / 255.0 - 0.5) / 0.5).astype(np.float32).transpose(2, 0, 1)[None].copy())
+    with torch.no_grad():
+        logits = loaded.model.eval()(x)[0]
+    labels = logits.argmax(0).numpy()
+    colours = np.array(loaded.meta.palette, np.uint8)[labels]
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "color" / "b.png").convert("RGB")), colours)
+    blend = 0.7 * rgb + 0.3 * colours
+    overlay = np.asarray(Image.open(out / "overlay" / "b.jpg").convert("RGB")).astype(np.float64)
+    assert np.abs(overlay - blend).mean() < 4 < np.abs(overlay - (0.5 * rgb + 0.5 * colours)).mean()
+    probs = np.load(out / "probs" / "b.npy")
+    assert probs.dtype == np.float16
+    np.testing.assert_allclose(probs, torch.softmax(logits, 0).numpy(), atol=1e-3)
+    assert not (out / "labels").exists()
