@@ -146,6 +146,8 @@ def test_out_of_range_errors_list_ten_values_and_the_valid_range():
     with pytest.raises(ValueError, match=r"^predicted values \[3, 4, 5, 6, 7, 8, 9, 10, 11, 12\] are not classes "
                                          r"0-2$"):
         m.update(many, np.zeros((3, 4), np.int64))
+    with pytest.raises(ValueError, match=r"^label values \[3\] are neither"):  # the class count alone
+        m.update(np.zeros((1, 2), np.int64), np.array([[0, 3]]))
     with pytest.raises(ValueError, match="^cannot merge metrics of 4 classes into 3$"):
         m.merge(SegMetrics(4))
     assert not m.confusion.any()
