@@ -117,3 +117,35 @@ def test_async_segment_does_not_block_the_event_loop():
     finally:
         batcher.close()
     assert value == 7.0 and ticks >= 10
+
+
+def test_defaults_option_checks_and_the_worker_thread():
+    import threading
+
+    batcher = DynamicBatcher(Recorder())
+    try:
+        assert (batcher.max_batch, batcher.max_wait, batcher.max_queue, batcher.any_size) == (8, 0.005, 64, False)
+        worker = [t for t in threading.enumerate() if t.name == "liteseg-batcher"]
+        assert len(worker) == 1 and worker[0].daemon  # never keeps a stopping server alive
+    finally:
+        batcher.close()
+    assert not [t for t in threading.enumerate() if t.name == "liteseg-batcher"]
+    message = "^max_batch and max_queue must be >= 1 and max_wait_ms >= 0$"
+    for bad in (dict(max_batch=0), dict(max_queue=0), dict(max_wait_ms=-1)):
+        with pytest.raises(ValueError, match=message):
+            DynamicBatcher(Recorder(), **bad)
+    DynamicBatcher(Recorder(), max_batch=1, max_queue=1, max_wait_ms=0).close()  # the smallest valid limits
+
+
+def test_retry_after_is_queued_batches_times_the_recent_batch_time():
+    """Before any batch ran: 1 s. After batches of ~0.2 s: ceil(waiting / max_batch * 0.2)."""
+    batcher = DynamicBatcher(Recorder(delay=0.2), max_batch=4, max_wait_ms=0, max_queue=64)
+    try:
+        error = batcher.queue_full(10)
+        assert error.headers == {"Retry-After": "1"} and error.status == 503 and error.code == "queue_full"
+        assert error.message == "10 images are already queued or running (limit 64, --max-queue); retry after 1 s"
+        batcher.submit(_image(1)).result(10)
+        wait = int(batcher.queue_full(80).headers["Retry-After"])
+        assert 4 <= wait <= 12, wait  # 80 / 4 * 0.2 s = 4 s, plus the overhead of a loaded machine
+    finally:
+        batcher.close()
