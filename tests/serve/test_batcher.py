@@ -149,3 +149,18 @@ def test_retry_after_is_queued_batches_times_the_recent_batch_time():
         assert 4 <= wait <= 12, wait  # 80 / 4 * 0.2 s = 4 s, plus the overhead of a loaded machine
     finally:
         batcher.close()
+
+
+def test_after_close_new_images_get_503_shutting_down_and_close_honours_its_timeout():
+    batcher = DynamicBatcher(Recorder(delay=1.0), max_wait_ms=0)
+    accepted = batcher.submit(_image(1))
+    time.sleep(0.2)  # the slow (1 s) batch is running
+    started = time.monotonic()
+    batcher.close(timeout=0.05)
+    assert time.monotonic() - started < 0.6, "close(timeout) must not wait for the running batch"
+    with pytest.raises(ApiError) as refused:
+        batcher.submit(_image(2))
+    e = refused.value
+    assert (e.status, e.code, e.message, e.headers) == (
+        503, "shutting_down", "the server is shutting down; retry on another instance", {"Retry-After": "1"})
+    assert accepted.result(10) == 1.0  # the accepted image is still answered
