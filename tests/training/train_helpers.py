@@ -26,9 +26,10 @@ def final_state(out: Path) -> dict:
     return ckpt.load_checkpoint(ckpt.list_checkpoints(out)[-1][1])
 
 
-def assert_same_state(a: dict, b: dict) -> None:
+def assert_same_state(a: dict, b: dict, differing_group_keys: tuple[str, ...] = ()) -> None:
     """Two checkpoints hold the same iteration, weights and optimizer state: every parameter's state entry (momentum
-    buffers, step counts, ...) in both, none missing on either side, and the same param groups."""
+    buffers, step counts, ...) in both, none missing on either side, and the same param groups apart from the
+    settings named in ``differing_group_keys`` (those the caller changed on purpose)."""
     assert a["iteration"] == b["iteration"]
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
@@ -41,4 +42,6 @@ def assert_same_state(a: dict, b: dict) -> None:
             other = state_b[index][name]
             same = torch.equal(value, other) if isinstance(value, torch.Tensor) else value == other
             assert same, f"optimizer state {index}.{name}"
-    assert a["optimizer"]["param_groups"] == b["optimizer"]["param_groups"]
+    groups_a, groups_b = ([{k: v for k, v in group.items() if k not in differing_group_keys}
+                           for group in state["optimizer"]["param_groups"]] for state in (a, b))
+    assert groups_a == groups_b, "optimizer param_groups"
