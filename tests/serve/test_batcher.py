@@ -164,3 +164,29 @@ def test_after_close_new_images_get_503_shutting_down_and_close_honours_its_time
     assert (e.status, e.code, e.message, e.headers) == (
         503, "shutting_down", "the server is shutting down; retry on another instance", {"Retry-After": "1"})
     assert accepted.result(10) == 1.0  # the accepted image is still answered
+
+
+def test_images_arriving_within_the_wait_share_a_batch_and_zero_wait_runs_at_once():
+    predict = Recorder()
+    batcher = DynamicBatcher(predict, max_batch=4, max_wait_ms=600)
+    first = batcher.submit(_image(1))
+    time.sleep(0.1)
+    second = batcher.submit(_image(2))
+    assert [first.result(10), second.result(10)] == [1.0, 2.0]
+    batcher.close()
+    assert [len(b) for b in predict.batches] == [2]
+    eager = DynamicBatcher(Recorder(), max_batch=4, max_wait_ms=0)
+    assert eager.submit(_image(3)).result(5) == 3.0
+    eager.close()
+
+
+def test_a_request_given_up_before_its_batch_runs_is_skipped():
+    predict = Recorder(delay=0.5)
+    batcher = DynamicBatcher(predict, max_batch=1, max_wait_ms=0)
+    running = batcher.submit(_image(1))
+    time.sleep(0.1)
+    given_up = batcher.submit(_image(2))
+    assert given_up.cancel()
+    assert running.result(10) == 1.0
+    batcher.close()
+    assert predict.batches == [[(4, 4, 3)]] and batcher.pending == 0  # no empty batch reached the model
