@@ -137,16 +137,31 @@ def test_defaults_option_checks_and_the_worker_thread():
     DynamicBatcher(Recorder(), max_batch=1, max_queue=1, max_wait_ms=0).close()  # the smallest valid limits
 
 
-def test_retry_after_is_queued_batches_times_the_recent_batch_time():
-    """Before any batch ran: 1 s. After batches of ~0.2 s: ceil(waiting / max_batch * 0.2)."""
-    batcher = DynamicBatcher(Recorder(delay=0.2), max_batch=4, max_wait_ms=0, max_queue=64)
+def test_retry_after_is_queued_batches_times_a_moving_average_of_batch_times(monkeypatch, caplog):
+    """Retry-After = ceil(waiting / max_batch * t), t the batch time: 1 s before any batch, then the first batch's
+    time, then 0.8 t + 0.2 (the newest); the batcher's clock is faked so the times are exact."""
+    import types
+
+    from liteseg.serve import batcher as batcher_module
+
+    clock = iter([0.0, 0.5, 10.0, 10.1, 20.0, 20.0])  # perf_counter at the start and end of each batch
+    monkeypatch.setattr(batcher_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock),
+                                                                      monotonic=time.monotonic))
+    predict = Recorder()
+    batcher = DynamicBatcher(predict, max_batch=10, max_wait_ms=0, max_queue=64)
     try:
-        error = batcher.queue_full(10)
+        error = batcher.queue_full(1000)
         assert error.headers == {"Retry-After": "1"} and error.status == 503 and error.code == "queue_full"
-        assert error.message == "10 images are already queued or running (limit 64, --max-queue); retry after 1 s"
-        batcher.submit(_image(1)).result(10)
-        wait = int(batcher.queue_full(80).headers["Retry-After"])
-        assert 4 <= wait <= 12, wait  # 80 / 4 * 0.2 s = 4 s, plus the overhead of a loaded machine
+        assert error.message == "1000 images are already queued or running (limit 64, --max-queue); retry after 1 s"
+        retry = []
+        for _ in range(2):
+            batcher.submit(_image(1)).result(10)
+            retry.append(int(batcher.queue_full(1000).headers["Retry-After"]))
+        assert retry == [50, 42]  # 100 batches x 0.5 s; x (0.8 * 0.5 + 0.2 * 0.1) s
+        predict.fail = True
+        with pytest.raises(RuntimeError):
+            batcher.submit(_image(1)).result(10)
+        assert "inference failed for a batch of 1 image(s)" in caplog.text
     finally:
         batcher.close()
 
