@@ -161,7 +161,7 @@ def test_retry_after_is_queued_batches_times_a_moving_average_of_batch_times(mon
         predict.fail = True
         with pytest.raises(RuntimeError):
             batcher.submit(_image(1)).result(10)
-        assert "inference failed for a batch of 1 image(s)" in caplog.text
+        assert "inference failed for a batch of 1 image(s)" in [r.getMessage() for r in caplog.records]
     finally:
         batcher.close()
 
