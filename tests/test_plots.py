@@ -12,6 +12,8 @@ from liteseg.evaluation.metrics import SegMetrics
 from liteseg.evaluation.report import write_report
 from liteseg.utils.plots import figure, require_matplotlib
 
+from .conftest import require_module
+
 
 @pytest.fixture()
 def no_matplotlib(monkeypatch):
@@ -40,7 +42,7 @@ def test_report_without_matplotlib_keeps_metrics_and_markdown(no_matplotlib, tmp
 
 
 def test_report_with_matplotlib_draws_both_charts(tmp_path):
-    pytest.importorskip("matplotlib")
+    require_module("matplotlib")
     paths = write_report(_result(), tmp_path, model="m", dataset="d")
     assert paths["class_iou.png"].read_bytes()[:4] == b"\x89PNG" and "class_iou.png" in paths["report.md"].read_text()
 

@@ -1,7 +1,9 @@
 """The rule for absent prerequisites (skip locally, fail under CI=true) and which ImportErrors mean "unavailable"."""
 from __future__ import annotations
 
+import ast
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +59,15 @@ def test_a_broken_backend_module_is_an_error_not_a_missing_backend(fake_backend,
         backends.available_backends()
     with pytest.raises(ImportError):
         backends.create_backend(None, "fake")
+
+
+def test_no_test_bypasses_the_skip_or_fail_rule():
+    """``pytest.importorskip`` skips even under CI=true, where an absent [dev] dependency must fail: every test
+    file goes through ``require_module`` instead."""
+    offenders = []
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            name = getattr(node, {ast.Attribute: "attr", ast.Name: "id", ast.alias: "name"}.get(type(node), ""), None)
+            if name == "importorskip":
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert not offenders, f"use require_module(...) from tests/conftest.py, not importorskip: {offenders}"

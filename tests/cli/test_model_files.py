@@ -14,6 +14,8 @@ from PIL import Image
 
 from liteseg.cli.main import main
 
+from ..conftest import require_module
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -51,7 +53,7 @@ def images(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def onnx_model(tmp_path_factory) -> Path:
-    pytest.importorskip("onnxruntime")
+    require_module("onnxruntime")
     path = tmp_path_factory.mktemp("onnx") / "t.onnx"
     assert main(["export", "camvid", "-o", str(path), "--no-verify", "--include-preprocess",
                  "--input-layout", "nhwc"]) == 0
@@ -77,7 +79,7 @@ def test_onnx_is_a_model_for_predict_info_and_benchmark(onnx_model, images, tmp_
 
 
 def test_nhwc_export_reports_its_input_as_the_graph_takes_it():
-    pytest.importorskip("onnx")
+    require_module("onnx")
     from liteseg.export.metadata import ExportInfo
     from liteseg.export.onnx import ExportReport
     from liteseg.meta import ModelMeta
@@ -90,7 +92,7 @@ def test_nhwc_export_reports_its_input_as_the_graph_takes_it():
 
 
 def test_convert_to_onnx_says_wrote_once(tmp_path, capsys):
-    pytest.importorskip("onnxruntime")
+    require_module("onnxruntime")
     assert main(["convert", "camvid", "-o", str(tmp_path / "m.onnx"), "--input-shape", "1,3,64,96"]) == 0
     assert capsys.readouterr().out.count("wrote") == 1
 
@@ -105,7 +107,7 @@ def test_a_run_where_every_image_fails_writes_nothing(tmp_path, monkeypatch, cap
 
 
 def test_video_progress_counts_frames(tmp_path, capsys):
-    cv2 = pytest.importorskip("cv2")
+    cv2 = require_module("cv2")
     path = tmp_path / "clip.mp4"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (64, 48))
     for _ in range(3):

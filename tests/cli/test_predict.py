@@ -10,13 +10,14 @@ import liteseg
 from liteseg.cli.main import main
 from liteseg.formats.native import save_native
 
-from ..conftest import require_module
+from ..conftest import randomize_, require_module
 
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    torch.manual_seed(0)
-    model = liteseg.create_model("pp_liteseg_t", num_classes=4)
+    """Randomised weights: two different images get different labels, so a label written under the wrong file
+    name shows (a fresh init's logits are ~1e-9 and label most pixels alike)."""
+    model = randomize_(liteseg.create_model("pp_liteseg_t", num_classes=4))
     path = tmp_path_factory.mktemp("m") / "m.safetensors"
     save_native(path, model.state_dict(), {"arch": "pp_liteseg_t", "config": model.config, "meta": {}})
     return path
@@ -126,7 +127,7 @@ def test_truncated_video_reports_early_end(tmp_path, model_file, caplog):
     cv2 = require_module("cv2")
     path = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 32))
-    for i in range(30):
+    for i in range(16):
         writer.write(np.random.RandomState(i).randint(0, 255, (32, 48, 3), dtype=np.uint8))
     writer.release()
     data = path.read_bytes()
@@ -134,7 +135,7 @@ def test_truncated_video_reports_early_end(tmp_path, model_file, caplog):
     cap = cv2.VideoCapture(str(path))
     announced = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     cap.release()
-    if announced < 30:
+    if announced < 16:
         pytest.skip("this OpenCV build does not announce the original frame count of a truncated AVI")
     assert _run(path, "--model", model_file, "-o", tmp_path / "o", "--save", "labels") == 0
     assert any("ended early" in r.getMessage() for r in caplog.records)
@@ -186,19 +187,22 @@ def test_pipelined_predict_writes_the_same_bytes_as_the_serial_path(images, mode
     assert len(pipelined) == 5 * 4 + 1 and pipelined == serial
 
 
-def test_label_pngs_decode_to_the_argmax_of_the_model_logits(images, model_file, tmp_path):
-    """Against the pre-pipeline computation: float normalisation, the model, numpy's argmax."""
+def test_batched_label_pngs_are_each_files_own_model_argmax(images, model_file, tmp_path):
+    """At --batch-size 2 (a.jpg and b.png share a batch), each file's labels against its own reference: float
+    normalisation, the model on that image alone, numpy's argmax; the images' references must differ."""
     out = tmp_path / "out"
-    assert _run(images, "--model", model_file, "-o", out, "--save", "labels") == 0
+    assert _run(images, "--model", model_file, "-o", out, "--save", "labels", "--batch-size", "2") == 0
     model = liteseg.load(model_file).model.eval()
+    expected = {}
     for name in ("a.jpg", "b.png", "sub/c.png"):
         rgb = np.asarray(Image.open(images / name).convert("RGB"))
         x = (rgb.astype(np.float32) / 255.0 - 0.5) / 0.5
         with torch.no_grad():
             logits = model(torch.from_numpy(x.transpose(2, 0, 1)[None].copy()))
-        expected = logits[0].numpy().argmax(axis=0)
+        expected[name] = logits[0].numpy().argmax(axis=0)
         labels = np.asarray(Image.open(out / "labels" / f"{name.rsplit('.', 1)[0]}.png"))
-        np.testing.assert_array_equal(labels, expected)
+        np.testing.assert_array_equal(labels, expected[name], err_msg=name)
+    assert (expected["a.jpg"] != expected["b.png"]).mean() > 0.05, "references too alike to tell files apart"
 
 
 def test_predict_streams_frames_with_bounded_memory(model_file, tmp_path, monkeypatch):
@@ -211,7 +215,7 @@ def test_predict_streams_frames_with_bounded_memory(model_file, tmp_path, monkey
     rng = np.random.RandomState(0)
 
     def endless_frames(source, files=None):
-        for i in range(60):
+        for i in range(36):  # more than twice the bound below
             state["made"] += 1
             yield Frame(f"clip/{i:06d}", f"clip.mp4#{i}", rng.randint(0, 255, (24, 32, 3), dtype=np.uint8))
 
@@ -225,8 +229,33 @@ def test_predict_streams_frames_with_bounded_memory(model_file, tmp_path, monkey
     monkeypatch.setattr("liteseg.inference.inputs.iter_frames", endless_frames)
     monkeypatch.setattr(ResultWriter, "write", counting_write)
     assert _run(tmp_path, "--model", model_file, "-o", tmp_path / "out", "--batch-size", "2") == 0
-    assert len(state["in_flight"]) == 60 and len(list((tmp_path / "out" / "labels" / "clip").iterdir())) == 60
+    assert len(state["in_flight"]) == 36 and len(list((tmp_path / "out" / "labels" / "clip").iterdir())) == 36
     # batches: read-ahead queue + the one the reader waits to queue + the one at the model + write-behind queue +
     # the one being written; frames: those batches of 2 + the next frame the batcher looked at to close a batch
     bound = (predict.READ_AHEAD + 1 + 1 + predict.WRITE_BEHIND + 1) * 2 + 1
     assert max(state["in_flight"]) <= bound, state["in_flight"]
+
+
+def test_written_colours_overlay_and_probabilities_against_the_models_own_output(model_file, tmp_path):
+    """Bytes on disk, decoded, against references computed here: the colour PNG is the palette at the model's
+    argmax, the overlay JPEG the (1 - alpha) image + alpha colour blend (JPEG-close), the .npy float16 softmax."""
+    out = tmp_path / "out"
+    yy, xx = np.mgrid[0:36, 0:52]
+    rgb = np.stack([yy * 7, xx * 4, (yy + xx) * 3], -1).astype(np.uint8)  # smooth: JPEG keeps it close
+    Image.fromarray(rgb).save(tmp_path / "b.png")
+    assert _run(tmp_path / "b.png", "--model", model_file, "-o", out, "--save", "color,overlay", "--save-probs",
+                "--alpha", "0.3") == 0
+    loaded = liteseg.load(model_file)
+    x = torch.from_numpy(((rgb / 255.0 - 0.5) / 0.5).astype(np.float32).transpose(2, 0, 1)[None].copy())
+    with torch.no_grad():
+        logits = loaded.model.eval()(x)[0]
+    labels = logits.argmax(0).numpy()
+    colours = np.array(loaded.meta.palette, np.uint8)[labels]
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "color" / "b.png").convert("RGB")), colours)
+    blend = 0.7 * rgb + 0.3 * colours
+    overlay = np.asarray(Image.open(out / "overlay" / "b.jpg").convert("RGB")).astype(np.float64)
+    assert np.abs(overlay - blend).mean() < 4 < np.abs(overlay - (0.5 * rgb + 0.5 * colours)).mean()
+    probs = np.load(out / "probs" / "b.npy")
+    assert probs.dtype == np.float16
+    np.testing.assert_allclose(probs, torch.softmax(logits, 0).numpy(), atol=1e-3)
+    assert not (out / "labels").exists()

@@ -12,9 +12,9 @@ from liteseg.errors import LitesegError
 from liteseg.evaluation.evaluator import evaluate
 from liteseg.inference.backends import resolve_model
 
-from ..conftest import randomize_
+from ..conftest import randomize_, require_module
 
-pytest.importorskip("onnxruntime")
+require_module("onnxruntime")
 from liteseg.export.onnx import export_onnx  # noqa: E402
 
 NUM_CLASSES = 3

@@ -36,7 +36,7 @@ class OracleNet(nn.Module):
         return -100 * (x[:, :1] - self.centers) ** 2
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def synthetic(tmp_path_factory):
     """Five 24x32 images whose red channel encodes the class; labels are the classes with noise and ignores."""
     root = tmp_path_factory.mktemp("synthetic")
@@ -74,6 +74,23 @@ def test_nn_module_exact_confusion_and_mode_restored(synthetic):
     model.eval()
     evaluate(model, _dataset(root), progress=False)
     assert not model.training
+
+
+def _iou_from_confusion(confusion: np.ndarray) -> np.ndarray:
+    cm = np.asarray(confusion, np.float64)
+    union = cm.sum(0) + cm.sum(1) - np.diag(cm)
+    return np.divide(np.diag(cm), union, out=np.zeros(len(cm)), where=union > 0)
+
+
+def test_exclude_absent_reaches_the_metrics(synthetic):
+    """Class 3 is in neither labels nor predictions: mIoU over classes 0-2 with the flag, over all 4 without."""
+    root, _ = synthetic
+    kept = evaluate(OracleNet(), _dataset(root), progress=False)
+    left_out = evaluate(OracleNet(), _dataset(root), exclude_absent=True, progress=False)
+    iou = _iou_from_confusion(left_out.confusion)
+    assert left_out.metrics["exclude_absent"] is True and left_out.metrics["absent_classes"] == [3]
+    assert left_out.metrics["miou"] == pytest.approx(iou[:3].mean())
+    assert kept.metrics["miou"] == pytest.approx(iou.mean()) and iou[:3].mean() > iou.mean() + 0.1
 
 
 def test_every_model_kind_and_workers_agree(synthetic, tmp_path):
@@ -142,24 +159,38 @@ def test_report_files_and_overwrite_protection(synthetic, tmp_path):
     write_report(result, tmp_path / "out", model="oracle", dataset="list", exist_ok=True)
 
 
-@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
-def test_onnx_backend_matches_torch(backend, synthetic, tmp_path):
-    require_module(backend)
+SLIDE = ((16, 16), (12, 12))
+
+
+@pytest.fixture(scope="session")
+def exported(synthetic, tmp_path_factory):
+    """One dynamic and one fixed-shape (16x16) export of a random T, shared by the backends, with the torch
+    confusions they must reproduce (whole image + flip; 16x16 windows). Session-scoped: the OpenVINO tests run
+    last (tests/conftest.py), after this module's other tests."""
+    require_module("onnxruntime")
     from liteseg.export.onnx import export_onnx
 
     root, _ = synthetic
+    folder = tmp_path_factory.mktemp("exported")
     torch.manual_seed(0)
     model = liteseg.create_model("pp_liteseg_t", num_classes=NUM_CLASSES).eval()
+    export_onnx(model, folder / "dynamic.onnx", verify=False)
+    export_onnx(model, folder / "fixed.onnx", input_shape="1,3,16,16", verify=False)
     ds = _dataset(root)
-    export_onnx(model, tmp_path / "dynamic.onnx", verify=False)
-    np.testing.assert_array_equal(evaluate(tmp_path / "dynamic.onnx", ds, backend=backend, flip=True,
-                                           progress=False).confusion,
-                                  evaluate(model, ds, flip=True, progress=False).confusion)
-    export_onnx(model, tmp_path / "fixed.onnx", input_shape="1,3,16,16", verify=False)
-    slide = ((16, 16), (12, 12))
-    np.testing.assert_array_equal(evaluate(tmp_path / "fixed.onnx", ds, backend=backend, slide=slide,
-                                           progress=False).confusion,
-                                  evaluate(model, ds, slide=slide, progress=False).confusion)
+    return folder, {"flip": evaluate(model, ds, flip=True, progress=False).confusion,
+                    "slide": evaluate(model, ds, slide=SLIDE, progress=False).confusion}
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_onnx_backend_matches_torch(backend, synthetic, exported):
+    require_module(backend)
+    root, _ = synthetic
+    folder, reference = exported
+    ds = _dataset(root)
+    np.testing.assert_array_equal(evaluate(folder / "dynamic.onnx", ds, backend=backend, flip=True,
+                                           progress=False).confusion, reference["flip"])
+    np.testing.assert_array_equal(evaluate(folder / "fixed.onnx", ds, backend=backend, slide=SLIDE,
+                                           progress=False).confusion, reference["slide"])
 
 
 def test_worker_loader_leaves_no_sigchld_handler_behind(tmp_path):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ..conftest import load_benchmark
+from ..conftest import load_benchmark, require_module
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def gpu_bench():
 
 @pytest.mark.slow
 def test_dry_run_checks_times_and_skips_with_reasons(gpu_bench, tmp_path):
-    pytest.importorskip("onnxruntime")
+    require_module("onnxruntime")
     assert gpu_bench.main(["--dry-run", "--models", "t", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "gpu.json").read_text())
     rows = {r["engine"]: r for r in report["results"]}

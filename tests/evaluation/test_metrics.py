@@ -109,3 +109,45 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="pixels"):
         m.update(np.zeros(3, int), np.zeros(2, int))
     assert m.compute()["miou"] == 0.0 and m.compute()["kappa"] == 0.0  # empty: no division by zero
+
+
+def test_degenerate_counts_give_defined_numbers():
+    """No pixels: means, accuracy and kappa are 0 (not NaN), with or without exclude_absent; one class predicted
+    and labelled everywhere: IoU 1, kappa 0 (chance agreement is 1)."""
+    for exclude in (False, True):
+        empty = SegMetrics(3, exclude_absent=exclude).compute()
+        assert (empty["miou"], empty["acc"], empty["kappa"], empty["mdice"]) == (0.0, 0.0, 0.0, 0.0)
+        assert empty["num_pixels"] == 0 and empty["absent_classes"] == [0, 1, 2]
+    single = SegMetrics(1)
+    single.update(np.zeros((2, 3), np.uint8), np.zeros((2, 3), np.uint8))
+    r = single.compute()
+    assert (r["miou"], r["acc"], r["kappa"]) == (1.0, 1.0, 0.0)
+    with pytest.raises(ValueError, match="num_classes must be positive, got 0"):
+        SegMetrics(0)
+
+
+def test_counts_are_int64_any_layout_and_reset_clears_them():
+    m = SegMetrics(3)
+    assert m.confusion.dtype == np.int64
+    m.update(PRED.reshape(-1), LABEL)  # the same pixels, flat against 2-D
+    flat = m.confusion.copy()
+    m.reset()
+    assert m.confusion.dtype == np.int64 and not m.confusion.any()
+    m.update(PRED, LABEL)
+    np.testing.assert_array_equal(m.confusion, flat)
+
+
+def test_out_of_range_errors_list_ten_values_and_the_valid_range():
+    m = SegMetrics(3)
+    many = np.arange(3, 15).reshape(3, 4)  # 12 values outside 0-2, the first exactly the class count
+    with pytest.raises(ValueError, match=r"^label values \[3, 4, 5, 6, 7, 8, 9, 10, 11, 12\] are neither classes "
+                                         r"0-2 nor the ignore index 255"):
+        m.update(np.zeros((3, 4), np.int64), many)
+    with pytest.raises(ValueError, match=r"^predicted values \[3, 4, 5, 6, 7, 8, 9, 10, 11, 12\] are not classes "
+                                         r"0-2$"):
+        m.update(many, np.zeros((3, 4), np.int64))
+    with pytest.raises(ValueError, match=r"^label values \[3\] are neither"):  # the class count alone
+        m.update(np.zeros((1, 2), np.int64), np.array([[0, 3]]))
+    with pytest.raises(ValueError, match="^cannot merge metrics of 4 classes into 3$"):
+        m.merge(SegMetrics(4))
+    assert not m.confusion.any()

@@ -8,6 +8,8 @@ from liteseg.export.metadata import ExportInfo, load_onnx, read_metadata
 from liteseg.export.tensorrt import (TensorRTError, build_engine, input_dims, ort_trt_provider_options,
                                      parse_trt_profile)
 
+from ..conftest import require_module
+
 PROFILE = "1x3x256x256:1x3x512x1024:1x3x1024x2048"
 
 
@@ -62,7 +64,7 @@ def test_export_cli_rejects_a_bad_profile_before_exporting(fixture_dir, tmp_path
 
 
 def test_engine_needs_tensorrt_or_a_profile(fixture_dir, tmp_path):
-    pytest.importorskip("onnx")
+    require_module("onnx")
     try:
         import tensorrt  # noqa: F401
         has_trt = True

@@ -82,12 +82,14 @@ def test_corrupt_program(fixture_dir, tmp_path):
         liteseg.load(folder)
 
 
-def test_pir_json_is_refused_clearly(tmp_path):
+def test_json_pdmodel_without_a_pir_program_names_the_missing_part(tmp_path):
+    """A JSON ``.pdmodel`` is read as PIR (Paddle 3 writes programs as JSON); one without PIR's ``base_code`` is
+    refused naming the file and what it lacks."""
     folder = tmp_path / "pir"
     folder.mkdir()
     (folder / "model.pdmodel").write_bytes(b'{"program": {}}')
     (folder / "model.pdiparams").write_bytes(b"")
-    with pytest.raises(FormatError, match="PIR"):
+    with pytest.raises(FormatError, match=r"model\.pdmodel: the file has no 'base_code'; not a PIR program"):
         liteseg.load(folder)
 
 

@@ -38,7 +38,19 @@ def _tiny() -> nn.Module:
 
 def test_registry_names():
     assert {"torch", "torch-opt", "torch-compile"} <= set(available_backends())
-    assert create_backend(_tiny(), "torch-opt").name == "torch-opt"
+
+
+def test_torch_opt_runs_a_frozen_graph_with_batchnorm_folded_and_matches_eager():
+    model = _tiny()
+    optimised = create_backend(model, "torch-opt")
+    assert optimised.name == "torch-opt"
+    assert isinstance(optimised.model, torch.jit.ScriptModule), "torch-opt must not run the eager module"
+    assert not list(optimised.model.parameters()), "frozen: the weights are constants of the graph"
+    graph = str(optimised.model.inlined_graph)
+    # BatchNorm folded into the convolutions, which run on pre-packed oneDNN weights (optimize_for_inference)
+    assert "aten::batch_norm" not in graph and graph.count("prim::mkldnn_convolution") == 2, graph
+    x = np.random.RandomState(1).standard_normal((2, 3, 21, 35)).astype(np.float32)  # not the traced size
+    np.testing.assert_allclose(optimised(x), create_backend(model, "torch")(x), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.slow

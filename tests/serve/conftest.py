@@ -15,7 +15,7 @@ from PIL import Image
 import liteseg
 from liteseg.formats.native import save_native
 
-from ..conftest import require_module  # noqa: E402
+from ..conftest import randomize_, require_module  # noqa: E402
 
 require_module("fastapi")
 require_module("httpx")
@@ -27,11 +27,15 @@ NUM_CLASSES = 4
 
 
 @pytest.fixture(scope="session")
-def serve_model_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = liteseg.create_model("pp_liteseg_t", num_classes=NUM_CLASSES)
+def serve_model() -> torch.nn.Module:
+    """Randomised weights: answers compared with the model's own labels mean something (see tests/models/base.py)."""
+    return randomize_(liteseg.create_model("pp_liteseg_t", num_classes=NUM_CLASSES)).eval()
+
+
+@pytest.fixture(scope="session")
+def serve_model_file(serve_model, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("serve_model") / "tiny.safetensors"
-    save_native(path, model.state_dict(), {"arch": "pp_liteseg_t", "config": model.config, "meta": {}})
+    save_native(path, serve_model.state_dict(), {"arch": "pp_liteseg_t", "config": serve_model.config, "meta": {}})
     return path
 
 

@@ -175,3 +175,91 @@ def test_async_segment_does_not_block_the_event_loop():
     finally:
         batcher.close()
     assert value == 7.0 and ticks >= 10
+
+
+def test_defaults_option_checks_and_the_worker_thread():
+    import threading
+
+    batcher = DynamicBatcher(Recorder())
+    try:
+        assert (batcher.max_batch, batcher.max_wait, batcher.max_queue, batcher.any_size) == (8, 0.005, 64, False)
+        worker = [t for t in threading.enumerate() if t.name == "liteseg-batcher"]
+        assert len(worker) == 1 and worker[0].daemon  # never keeps a stopping server alive
+    finally:
+        batcher.close()
+    assert not [t for t in threading.enumerate() if t.name == "liteseg-batcher"]
+    message = "^max_batch and max_queue must be >= 1 and max_wait_ms >= 0$"
+    for bad in (dict(max_batch=0), dict(max_queue=0), dict(max_wait_ms=-1)):
+        with pytest.raises(ValueError, match=message):
+            DynamicBatcher(Recorder(), **bad)
+    DynamicBatcher(Recorder(), max_batch=1, max_queue=1, max_wait_ms=0).close()  # the smallest valid limits
+
+
+def test_retry_after_is_queued_batches_times_a_moving_average_of_batch_times(monkeypatch, caplog):
+    """Retry-After = ceil(waiting / max_batch * t), t the batch time: 1 s before any batch, then the first batch's
+    time, then 0.8 t + 0.2 (the newest); the batcher's clock is faked so the times are exact."""
+    import types
+
+    from liteseg.serve import batcher as batcher_module
+
+    clock = iter([0.0, 0.5, 10.0, 10.1, 20.0, 20.0])  # perf_counter at the start and end of each batch
+    monkeypatch.setattr(batcher_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock),
+                                                                      monotonic=time.monotonic))
+    predict = Recorder()
+    batcher = DynamicBatcher(predict, max_batch=10, max_wait_ms=0, max_queue=64)
+    try:
+        error = batcher.queue_full(1000)
+        assert error.headers == {"Retry-After": "1"} and error.status == 503 and error.code == "queue_full"
+        assert error.message == "1000 images are already queued or running (limit 64, --max-queue); retry after 1 s"
+        retry = []
+        for _ in range(2):
+            batcher.submit(_image(1)).result(10)
+            retry.append(int(batcher.queue_full(1000).headers["Retry-After"]))
+        assert retry == [50, 42]  # 100 batches x 0.5 s; x (0.8 * 0.5 + 0.2 * 0.1) s
+        predict.fail = True
+        with pytest.raises(RuntimeError):
+            batcher.submit(_image(1)).result(10)
+        assert "inference failed for a batch of 1 image(s)" in [r.getMessage() for r in caplog.records]
+    finally:
+        batcher.close()
+
+
+def test_after_close_new_images_get_503_shutting_down_and_close_honours_its_timeout():
+    batcher = DynamicBatcher(Recorder(delay=1.0), max_wait_ms=0)
+    accepted = batcher.submit(_image(1))
+    time.sleep(0.2)  # the slow (1 s) batch is running
+    started = time.monotonic()
+    batcher.close(timeout=0.05)
+    assert time.monotonic() - started < 0.6, "close(timeout) must not wait for the running batch"
+    with pytest.raises(ApiError) as refused:
+        batcher.submit(_image(2))
+    e = refused.value
+    assert (e.status, e.code, e.message, e.headers) == (
+        503, "shutting_down", "the server is shutting down; retry on another instance", {"Retry-After": "1"})
+    assert accepted.result(10) == 1.0  # the accepted image is still answered
+
+
+def test_images_arriving_within_the_wait_share_a_batch_and_zero_wait_runs_at_once():
+    predict = Recorder()
+    batcher = DynamicBatcher(predict, max_batch=4, max_wait_ms=600)
+    first = batcher.submit(_image(1))
+    time.sleep(0.1)
+    second = batcher.submit(_image(2))
+    assert [first.result(10), second.result(10)] == [1.0, 2.0]
+    batcher.close()
+    assert [len(b) for b in predict.batches] == [2]
+    eager = DynamicBatcher(Recorder(), max_batch=4, max_wait_ms=0)
+    assert eager.submit(_image(3)).result(5) == 3.0
+    eager.close()
+
+
+def test_a_request_given_up_before_its_batch_runs_is_skipped():
+    predict = Recorder(delay=0.5)
+    batcher = DynamicBatcher(predict, max_batch=1, max_wait_ms=0)
+    running = batcher.submit(_image(1))
+    time.sleep(0.1)
+    given_up = batcher.submit(_image(2))
+    assert given_up.cancel()
+    assert running.result(10) == 1.0
+    batcher.close()
+    assert predict.batches == [[(4, 4, 3)]] and batcher.pending == 0  # no empty batch reached the model

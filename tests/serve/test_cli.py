@@ -110,3 +110,78 @@ def test_serve_without_the_extra_says_what_to_install(monkeypatch, capsys):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
     assert main(["serve"]) == 2
     assert "needs uvicorn: pip install 'liteseg[serve]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["torch-opt", pytest.param("torch-compile", marks=pytest.mark.compile_full)])
+def test_serve_with_an_optimised_backend_answers_the_models_labels(backend, serve_model, serve_model_file):
+    """The server loads the model itself with --backend (torch-opt: frozen TorchScript; torch-compile: Inductor);
+    its label PNG equals the eager model's argmax wherever that is not near a tie."""
+    import io
+
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from liteseg.serve.app import ServeConfig, create_app
+
+    from .conftest import ThreadedServer
+
+    image = random_image(32, 48, seed=4)
+    with ThreadedServer(create_app(ServeConfig(model=str(serve_model_file), backend=backend))) as server:
+        answer = httpx.post(f"{server.url}/v1/segment", params={"format": "labels"}, content=png_bytes(image),
+                            headers={"Content-Type": "image/png"}, timeout=600)
+        assert httpx.get(f"{server.url}/v1/model").json()["backend"] == backend
+    assert answer.status_code == 200, answer.text
+    labels = np.asarray(Image.open(io.BytesIO(answer.content)))
+    x = torch.from_numpy(((image / 255.0 - 0.5) / 0.5).astype(np.float32).transpose(2, 0, 1)[None].copy())
+    with torch.no_grad():
+        logits = serve_model(x)[0].numpy()
+    top2 = np.sort(logits, axis=0)[-2:]
+    sure = top2[1] - top2[0] > 1e-3
+    assert sure.mean() > 0.95 and len(np.unique(logits.argmax(0))) > 1
+    np.testing.assert_array_equal(labels[sure], logits.argmax(0)[sure])
+
+
+def test_non_loopback_host_warns_and_options_reach_uvicorn(serve_model_file, monkeypatch, caplog):
+    """--host other than loopback warns that the unauthenticated API is reachable from other machines; uvicorn gets
+    the host and --shutdown-timeout (its graceful-shutdown limit). Loopback binds do not warn."""
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
+    assert main(["serve", "--model", str(serve_model_file), "--host", "0.0.0.0", "--shutdown-timeout", "2.5"]) == 0
+    assert calls[-1]["host"] == "0.0.0.0" and calls[-1]["timeout_graceful_shutdown"] == 2.5
+    assert "binding 0.0.0.0 makes the API reachable from other machines; it has no authentication" in caplog.text
+    caplog.clear()
+    assert main(["serve", "--model", str(serve_model_file), "--host", "127.0.0.1"]) == 0
+    assert calls[-1]["timeout_graceful_shutdown"] == 30.0 and "reachable from other machines" not in caplog.text
+
+
+def test_shutdown_timeout_cuts_requests_still_running_after_it(serve_model_file):
+    """A request waits 8 s in the batcher; SIGTERM with --shutdown-timeout 0.5 ends the server within a few
+    seconds, the request cancelled (without the limit it would be answered: the SIGTERM test above)."""
+    with _serve(serve_model_file, "--max-batch", "8", "--max-wait-ms", "8000", "--shutdown-timeout", "0.5",
+                "--threads", "1") as (proc, url, _):
+        answers: list[object] = []
+
+        def post() -> None:
+            try:
+                answers.append(httpx.post(f"{url}/v1/segment", content=png_bytes(random_image(24, 32)),
+                                          headers={"Content-Type": "image/png"}, timeout=60).status_code)
+            except httpx.TransportError as e:
+                answers.append(e)
+
+        client = threading.Thread(target=post)
+        client.start()
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{url}/readyz").json()["queue"] < 1:
+            assert time.monotonic() < deadline, "the request never reached the queue"
+            time.sleep(0.02)
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        took = time.monotonic() - stopped
+        client.join(30)
+        log = proc.stdout.read()
+    assert took < 6, f"the server took {took:.1f} s to stop"
+    assert answers and answers[0] != 200 and "timeout graceful shutdown exceeded" in log, (answers, log[-2000:])

@@ -7,7 +7,9 @@ import sys
 
 import pytest
 
-pytest.importorskip("prometheus_client")
+from ..conftest import require_module
+
+require_module("prometheus_client")
 
 WORKER = """
 from liteseg.serve.telemetry import ServeMetrics

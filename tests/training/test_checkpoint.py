@@ -9,6 +9,8 @@ import torch
 
 from liteseg.training import checkpoint as ckpt
 
+from .train_helpers import assert_same_state
+
 
 def _state(iteration: int) -> dict:
     return {"model": {"w": torch.full((2,), float(iteration))}, "optimizer": {}, "scheduler": {},
@@ -58,3 +60,29 @@ def test_rng_state_round_trip():
     ckpt.set_rng_state(state)
     again = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], again[0]) and np.array_equal(expected[1], again[1]) and expected[2] == again[2]
+
+
+def test_resume_comparison_sees_every_optimizer_entry():
+    """The resume tests' ``assert_same_state``: a parameter's state missing on one side, or any entry (not only
+    the momentum buffer) differing, is a difference; two real SGD/AdamW states after one step are equal."""
+    def stepped(kind: type) -> dict:
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2)
+        optimizer = kind(model.parameters(), lr=0.1, **({"momentum": 0.9} if kind is torch.optim.SGD else {}))
+        model(torch.ones(1, 3)).sum().backward()
+        optimizer.step()
+        return {"iteration": 1, "model": model.state_dict(), "optimizer": optimizer.state_dict()}
+
+    assert_same_state(stepped(torch.optim.AdamW), stepped(torch.optim.AdamW))
+    shorter = stepped(torch.optim.SGD)
+    del shorter["optimizer"]["state"][1]
+    with pytest.raises(AssertionError, match="different parameters"):
+        assert_same_state(stepped(torch.optim.SGD), shorter)
+    later = stepped(torch.optim.AdamW)
+    later["optimizer"]["state"][0]["step"] += 1
+    with pytest.raises(AssertionError, match=r"optimizer state 0\.step"):
+        assert_same_state(stepped(torch.optim.AdamW), later)
+    other_lr = stepped(torch.optim.SGD)
+    other_lr["optimizer"]["param_groups"][0]["lr"] = 0.2
+    with pytest.raises(AssertionError, match="param_groups"):
+        assert_same_state(stepped(torch.optim.SGD), other_lr)

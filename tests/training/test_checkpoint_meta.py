@@ -14,6 +14,7 @@ from liteseg.palettes import CAMVID_CLASSES
 from liteseg.training import checkpoint as ckpt
 from liteseg.training.train_log import read_csv
 
+from ..conftest import require_module
 from .train_helpers import TINY, overrides
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -72,7 +73,7 @@ def test_metadata_survives_convert_and_val_reproduces_the_trainer(run, small_val
         scores[name] = json.loads((tmp_path / name / "metrics.json").read_text())["metrics"]["miou"]
     assert scores["pt"] == pytest.approx(last_eval, abs=1e-6)
     assert scores["safetensors"] == pytest.approx(last_eval, abs=1e-6)
-    pytest.importorskip("onnxruntime")
+    require_module("onnxruntime")
     assert main(["convert", str(best), "-o", str(tmp_path / "m.onnx")]) == 0
     from liteseg.inference.onnx_graph import open_graph
 

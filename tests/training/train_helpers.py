@@ -26,10 +26,22 @@ def final_state(out: Path) -> dict:
     return ckpt.load_checkpoint(ckpt.list_checkpoints(out)[-1][1])
 
 
-def assert_same_state(a: dict, b: dict) -> None:
+def assert_same_state(a: dict, b: dict, differing_group_keys: tuple[str, ...] = ()) -> None:
+    """Two checkpoints hold the same iteration, weights and optimizer state: every parameter's state entry (momentum
+    buffers, step counts, ...) in both, none missing on either side, and the same param groups apart from the
+    settings named in ``differing_group_keys`` (those the caller changed on purpose)."""
     assert a["iteration"] == b["iteration"]
     assert a["model"].keys() == b["model"].keys()
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
-    for pa, pb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
-        assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
+    state_a, state_b = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert state_a.keys() == state_b.keys(), "the optimizers hold state for different parameters"
+    for index in state_a:
+        assert state_a[index].keys() == state_b[index].keys(), f"optimizer state {index}"
+        for name, value in state_a[index].items():
+            other = state_b[index][name]
+            same = torch.equal(value, other) if isinstance(value, torch.Tensor) else value == other
+            assert same, f"optimizer state {index}.{name}"
+    groups_a, groups_b = ([{k: v for k, v in group.items() if k not in differing_group_keys}
+                           for group in state["optimizer"]["param_groups"]] for state in (a, b))
+    assert groups_a == groups_b, "optimizer param_groups"
