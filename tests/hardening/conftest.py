@@ -1,2 +1,2 @@
 """The serving fixtures (a small random model, servers in threads) for the hardening tests."""
-from ..serve.conftest import segmenter, serve_model_file, start_server  # noqa: F401
+from ..serve.conftest import segmenter, serve_model, serve_model_file, start_server  # noqa: F401
