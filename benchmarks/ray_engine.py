@@ -8,6 +8,8 @@ and the machine's load average.
 
     PYTHONPATH=src python benchmarks/ray_engine.py --camvid ../shared/data/camvid          # 200 CamVid frames
     PYTHONPATH=src python benchmarks/ray_engine.py --images 8 --repeats 1                  # quick check
+    ray start --head --num-cpus 2 && PYTHONPATH=src python benchmarks/ray_engine.py --camvid ../shared/data/camvid \
+        --address auto; ray stop                              # a cluster that is already up (start-up: workers only)
 
 Inputs: ``--images`` JPEGs of ``--size`` (default 480x360: CamVid frames, halved, cycled; generated noise without --camvid). Model:
 the shipped default (PP-LiteSeg-T, CamVid classes). Outputs: labels and colour PNGs.
@@ -44,10 +46,12 @@ def make_images(folder: Path, count: int, camvid: Path | None, size: tuple[int, 
         image.save(folder / f"{i:04d}.jpg", quality=90)
 
 
-def run(images: Path, out: Path, ray: bool) -> dict[str, float]:
-    """One CLI run in a fresh process: wall seconds, images/s, and for Ray the start-up and steady images/s."""
+def run(images: Path, out: Path, ray: bool, address: str | None = None) -> dict[str, float]:
+    """One CLI run in a fresh process: wall seconds, images/s, and for Ray the start-up and steady images/s
+    (``address``: join that running cluster instead of starting a local one)."""
     argv = [sys.executable, "-m", "liteseg", "predict", str(images), "-o", str(out), "--save", "labels,color"]
     argv += ["--engine", "ray", "--workers", "2", "--threads", "1"] if ray else ["--threads", "2"]
+    argv += ["--address", address] if ray and address else []
     start = time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, env=dict(os.environ, TQDM_DISABLE="1"))
     wall = time.perf_counter() - start
@@ -79,16 +83,18 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--size", default="480x360", help="image size WxH (default 480x360)")
+    parser.add_argument("--address", help="a running Ray cluster to join (auto, HOST:PORT); default: start a local one")
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         make_images(root / "imgs", args.images, args.camvid, size)
-        print(f"{args.images} images {args.size}, load average before: {_load()}")
+        where = f"joining the running cluster at {args.address}" if args.address else "a local Ray started per run"
+        print(f"{args.images} images {args.size}, {where}, load average before: {_load()}")
         runs: dict[bool, list[dict[str, float]]] = {False: [], True: []}
         for r in range(args.repeats):
             for ray in (False, True):
-                res = run(root / "imgs", root / f"out_{'ray' if ray else 'single'}_{r}", ray)
+                res = run(root / "imgs", root / f"out_{'ray' if ray else 'single'}_{r}", ray, args.address)
                 runs[ray].append(res)
                 print(f"round {r + 1} {'ray --workers 2 --threads 1' if ray else 'single --threads 2'}: "
                       + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k}: {v}" for k, v in res.items())

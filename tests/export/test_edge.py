@@ -22,6 +22,7 @@ from liteseg.errors import FormatError, LitesegError
 from liteseg.export.edge import export_edge, format_module
 from liteseg.inference.backends import create_backend
 from liteseg.inference.segmenter import Segmenter
+from liteseg.loading.zoo import default_model
 
 from ..conftest import randomize_, require_module
 
@@ -198,3 +199,44 @@ def test_formats_table_has_latency_and_ratio_at_every_shape():
     assert rows["onnx", "fp32"][2:] == ["ran", "32.1", "1e-05", "80.0", "1.00", "200.0", "1.00", "0.6000", "100.00%"]
     assert rows["tflite", "int8"][2:] == ["1x3x512x1024: failed: EdgeExportError: does not match", "8.4", "3.1",
                                           "40.0", "0.50", "–", "–", "0.5900", "99.00%"]
+
+
+NATIVE_POOL_SHAPE = (1, 3, 128, 256)  # the 1/32 map is 4x8: every SPPM bin (1, 2, 4) divides it
+
+
+def test_tflite_int8_pools_with_matmul_and_a_converter_failure_is_one_clear_error(model, camvid_images, tmp_path,
+                                                                                monkeypatch, capsys):
+    """LiteRT int8 gets SPPM's matmul pools where the other exports keep native pooling (its int8 average pool
+    forces one scale onto the concat before it: the converter refused 512x1024); a converter's own exception is
+    one EdgeExportError naming format, precision, shape and reason, and nothing is written."""
+    require_module("ai_edge_litert")
+    litert, pools_seen = format_module("tflite"), []
+
+    def failing_write(prepared, path, precision, calibration, metadata):
+        pools_seen.append(prepared.sppm_pool)
+        raise ValueError("Failed to run converter passes: same scale constraint\nmore detail")
+
+    monkeypatch.setattr(litert, "write", failing_write)
+    path = tmp_path / "m.tflite"
+    with pytest.raises(LitesegError, match=r"the tflite int8 conversion failed at input shape 1x3x128x256 "
+                                           r"\(ValueError: Failed to run converter passes: same scale constraint\)"):
+        export_edge(model, path, "tflite", "int8", input_shape=NATIVE_POOL_SHAPE, calibration=camvid_images)
+    with pytest.raises(LitesegError, match="tflite fp16 conversion failed"):
+        export_edge(model, path, "tflite", "fp16", input_shape=NATIVE_POOL_SHAPE)
+    assert pools_seen == ["matmul", "native"] and not path.exists() and not list(tmp_path.iterdir())
+    # through the CLI: one error line, no traceback
+    assert main(["export", "camvid", "--format", "tflite", "--precision", "int8", "--calib", str(camvid_images[0]),
+                 "--input-shape", "1,3,128,256", "-o", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert "conversion failed at input shape 1x3x128x256" in err and "Traceback" not in err
+
+
+@pytest.mark.edge_full
+def test_tflite_int8_converts_where_every_pool_is_native(camvid_images, tmp_path):
+    """The shipped model at a shape whose 1/32 map every SPPM bin divides: LiteRT's converter refused it with
+    native pools ("same scale constraint"); it converts and passes the int8 check."""
+    for package in PACKAGES["tflite"]:
+        require_module(package)
+    report = export_edge(default_model(), tmp_path / "m.tflite", "tflite", "int8", input_shape=NATIVE_POOL_SHAPE,
+                         calibration=camvid_images)
+    assert report.check.ok and report.check.agreement >= MIN_INT8_AGREEMENT

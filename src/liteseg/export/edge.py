@@ -142,19 +142,20 @@ def fixed_shape(text: str | Sequence[int] | None, meta: ModelMeta) -> list[int]:
     return shape
 
 
-def prepare(source: Any, input_shape: str | Sequence[int] | None = None) -> Prepared:
+def prepare(source: Any, input_shape: str | Sequence[int] | None = None, matmul_pools: bool = False) -> Prepared:
     """Load ``source``, fix its input shape and make SPPM's pooling exact for every edge runtime.
 
     Pools whose map divides by the bin count stay adaptive pooling (an AvgPool with kernel = stride, or a
-    mean for bin 1); the others become :class:`MatrixPool`. No op is approximated; batch norms are folded into
-    their convolutions (:func:`fold_batch_norms`) in the module the converters get.
+    mean for bin 1); the others, or all with ``matmul_pools``, become :class:`MatrixPool`. No op is
+    approximated; batch norms are folded into their convolutions (:func:`fold_batch_norms`) in the module the
+    converters get.
     """
     loaded = resolve_model(source)
     shape = fixed_shape(input_shape, loaded.meta)
     model = export_copy(loaded.model)
     wrapper = ExportWrapper(model)
     example = example_input(shape, wrapper)
-    modes = choose_pool_modes(model, example)
+    modes = choose_pool_modes(model, None if matmul_pools else example)
     sizes: dict[nn.Module, tuple[int, int]] = {}
     hooks = [m.register_forward_pre_hook(lambda m, a: sizes.__setitem__(m, tuple(a[0].shape[2:])))
              for m in model.modules() if isinstance(m, AdaptiveAvgPool)]
@@ -169,6 +170,21 @@ def prepare(source: Any, input_shape: str | Sequence[int] | None = None) -> Prep
     meta = ModelMeta.from_dict({**loaded.meta.to_dict(), "input_shape": list(shape)})
     folded = ExportWrapper(fold_batch_norms(copy.deepcopy(model))).eval()
     return Prepared(folded, wrapper.eval(), meta, shape, example, modes)
+
+
+def _convert(module: Any, fmt: str, prepared: Prepared, path: Path, precision: str,
+             calibration: Sequence[torch.Tensor], metadata: str) -> None:
+    """``module.write(...)``; a converter's own failure becomes one EdgeExportError naming format, precision and
+    shape (the converters raise ValueError, RuntimeError and their own types from deep inside)."""
+    try:
+        module.write(prepared, path, precision, calibration, metadata)
+    except LitesegError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a third-party converter's failure, reported with its reason
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise EdgeExportError(f"the {fmt} {precision} conversion failed at input shape "
+                              f"{'x'.join(map(str, prepared.shape))} ({type(e).__name__}: {reason[:400]}); try "
+                              f"another --input-shape or --precision, or report this message") from e
 
 
 def metadata_text(meta: ModelMeta, fmt: str, precision: str, sppm_pool: str) -> str:
@@ -289,12 +305,12 @@ def export_edge(source: Any, path: str | os.PathLike, fmt: str, precision: str =
         raise EdgeExportError(f"{path}: already exists; pass --force (overwrite=True) to replace it")
     if precision == "int8" and not calibration:
         raise EdgeExportError(f"{fmt} int8 needs calibration images (--calib IMAGES, e.g. camvid/train.txt)")
-    prepared = prepare(source, input_shape)
+    prepared = prepare(source, input_shape, matmul_pools=precision in getattr(module, "MATMUL_POOL_PRECISIONS", ()))
     calib = calibration_inputs(calibration, prepared) if precision == "int8" else []
     text = metadata_text(prepared.meta, fmt, precision, prepared.sppm_pool)
     report = EdgeReport(path=path, format=fmt, precision=precision, input_shape=prepared.shape)
     with module.staged(path, overwrite) as tmp:
-        module.write(prepared, tmp, precision, calib, text)
+        _convert(module, fmt, prepared, tmp, precision, calib, text)
         if verify:
             runner = module.open_runner(tmp)
             report.check = check_runner(runner, prepared, precision, calib[0] if calib else None)

@@ -5,6 +5,10 @@ Precisions: fp32; fp16 (float16 weights, dequantized to float32 at load: float c
 calibrated in PyTorch, then converted with the quantize/dequantize pairs folded into int8 LiteRT ops.
 (ai-edge-quantizer 0.10's full-integer recipe on the float flatbuffer fails on PP-LiteSeg's graph after
 calibration: "ADD(index: 0) not found in tensor_name_to_qsv".)
+int8 exports pool SPPM with the exact matmul form at every size: LiteRT's int8 average pool needs one scale on
+its input and output, and so on the concat before it (the last STDC block), whose inputs calibration gives
+different scales ("'tfl.concatenation' op quantization parameters violate the same scale constraint" at sizes
+whose 1/32 map divides by the bins, such as 512x1024).
 The liteseg metadata is a ``liteseg`` entry of the flatbuffer's metadata table.
 """
 from __future__ import annotations
@@ -25,6 +29,7 @@ from .edge import EdgeExportError, Prepared, import_converter, parse_metadata
 
 SUFFIX = ".tflite"
 METADATA_NAME = "liteseg"
+MATMUL_POOL_PRECISIONS = ("int8",)  # precisions whose SPPM pools take the matmul form at every size (see above)
 
 staged = atomic_path
 
