@@ -216,6 +216,7 @@ def test_parse_slide():
     assert tta.parse_slide("256,192") == ((256, 256), (192, 192))
     assert tta.parse_slide("1024x512,768x384") == ((1024, 512), (768, 384))
     assert tta.parse_slide(" 64X32 , 1 ") == ((64, 32), (1, 1))  # spaces, a capital X, and 1 is allowed
+    assert tta.parse_slide("1 024 x 512, 768") == ((1024, 512), (768, 768))  # every space goes, even inside a number
     for bad in ("256", "a,b", "0,1", "1x2x3,4", "4,-1", "1,2,3"):
         with pytest.raises(LitesegError, match="CROP,STRIDE"):
             tta.parse_slide(bad)
