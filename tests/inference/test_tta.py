@@ -97,7 +97,7 @@ def test_slide_sums_overlaps_in_float64():
     out = tta.slide_inference(lambda t: torch.full((1, 1, *t.shape[-2:]), next(logits)), torch.zeros(1, 3, 1, 5),
                               (3, 1), (1, 1))
     expected = np.array([2 ** 24, (2 ** 24 + 1) / 2, (2 ** 24 + 2) / 3, 1, 1], dtype=np.float64).astype(np.float32)
-    assert out.dtype == torch.float32
+    assert out.dtype == torch.float32 and out.shape == (1, 1, 1, 5)
     np.testing.assert_array_equal(out.numpy()[0, 0, 0], expected)
 
 
@@ -130,6 +130,12 @@ def test_flip_combinations_order():
     assert tta.flip_combinations(True) == [(False, False), (True, False)]
     assert tta.flip_combinations(False, True) == [(False, False), (False, True)]
     assert tta.flip_combinations(True, True) == [(False, False), (True, False), (False, True), (True, True)]
+
+
+def test_flip_is_torch_flip_on_the_named_axes_and_no_copy_without_one(image):
+    assert tta.flip(image, (False, False)) is image
+    for combo, dims in (((True, False), [3]), ((False, True), [2]), ((True, True), [2, 3])):
+        assert torch.equal(tta.flip(image, combo), torch.flip(image, dims))
 
 
 def test_defaults_are_one_plain_forward_pass(image):
