@@ -65,6 +65,10 @@ def run(name: str) -> dict[str, object]:
     work = _prepare(name)
     env = {**os.environ, "LITESEG_SHARED": str(Path(os.environ.get("LITESEG_SHARED", REPO.parent / "shared")))}
     env.pop("PYTHONPATH", None)  # mutmut puts the mutated copy first on sys.path itself
+    # mutmut forks every mutant's test run from a process that has already run the tests; a child that then uses
+    # torch's OpenMP thread pool hangs until the timeout and is scored "timeout" (killed) whatever the mutant does.
+    # One thread per process leaves no pool to inherit (and the machine is shared anyway).
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     start = time.monotonic()
     with open(work / "mutmut-run.log", "w") as log:  # mutmut redraws a progress line many times a second
         subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", "1"], cwd=work, env=env, check=False,
