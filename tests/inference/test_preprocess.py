@@ -1,5 +1,6 @@
-"""Resizing helpers against torch's interpolate written out here: labels (nearest), images (bilinear, rounded),
-and the banded upsample + argmax that predict uses for camera-size outputs."""
+"""Resizing helpers against torch's interpolate written out here: labels (nearest), images (bilinear, rounded), the
+letterbox canvas, and the banded upsample + argmax that predict uses for camera-size outputs; normalize against the
+formula in float64."""
 from __future__ import annotations
 
 import numpy as np
@@ -74,6 +75,8 @@ def test_letterbox_puts_the_resized_image_in_its_box_on_the_mean_colour():
     outside = np.ones((10, 12), bool)
     outside[2:7, 3:9] = False
     np.testing.assert_array_equal(out[outside], expected[outside])  # the border is exactly the mean colour
+    grey = letterbox(image, (10, 12), (2, 3, 5, 6), mean=[0.75] * 3)
+    assert (grey[outside] == 191).all()  # 0.75 * 255 = 191.25 (not 0.75 * 256)
 
 
 @pytest.mark.parametrize("classes, dtype", [(256, np.uint8), (257, np.int64)])

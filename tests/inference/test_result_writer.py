@@ -165,6 +165,7 @@ def test_default_names_are_the_stem_or_video_and_six_digit_frame():
     assert _named("data/street.png") == "street"
     assert _named("videos/clip.mp4#12") == "clip/000012"
     assert _named("clip.mp4#1234567") == "clip/1234567"
+    assert _named("takes/take#2.mp4#12") == "take#2/000012"  # the frame number follows the last '#'
     assert _named("odd#name.png") == "odd#name"  # not a frame number: the stem of the whole name
     assert _named("#12") == "#12"  # no video before the '#'
     assert _named("") == "result"
