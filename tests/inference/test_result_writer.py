@@ -2,7 +2,8 @@
 
 The golden files in ``writer_golden/`` were written by main at 19b2b4c (``segmenter.write_output``, the CLI's
 Cityscapes-id writer and legend, ``serve.codecs``) from the results in ``writer_inputs.py``; each is also checked
-against an independent reference (the input labels, the palette, the Cityscapes id table).
+against an independent reference (the input labels, the palette, the Cityscapes id table). Then the writer's own
+rules: default names, options, the 8/16-bit label PNG switch, and videos (the measured rate with a faked clock).
 """
 from __future__ import annotations
 
@@ -253,7 +254,7 @@ def test_close_finishes_every_video_then_raises_the_first_failure(tmp_path):
 def test_a_video_frame_needs_the_image_and_shows_the_overlay_given(tmp_path):
     cv2 = require_module("cv2")
     writer = ResultWriter(tmp_path)
-    with pytest.raises(ValueError, match=r"^this result keeps no input image; call the Segmenter with keep_image=True$"):
+    with pytest.raises(ValueError, match="^this result keeps no input image; call the Segmenter with keep_image=True$"):
         writer.add_video_frame("clip", cityscapes_result(), fps=5.0, overlay=np.zeros((32, 48, 3), np.uint8))
     assert writer.videos == {}
     cam = camvid_result()
