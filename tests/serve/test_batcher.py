@@ -263,3 +263,35 @@ def test_a_request_given_up_before_its_batch_runs_is_skipped():
     assert running.result(10) == 1.0
     batcher.close()
     assert predict.batches == [[(4, 4, 3)]] and batcher.pending == 0  # no empty batch reached the model
+
+
+def test_async_segment_runs_the_model_function_it_is_given():
+    """``segment(image, fn)`` runs ``fn`` (the server's PROBS route), not the batcher's own model."""
+    predict, other = Recorder(), Recorder()
+    batcher = DynamicBatcher(predict, max_batch=2, max_wait_ms=0)
+    try:
+        own, probs = asyncio.run(batcher.segment(_image(5))), asyncio.run(batcher.segment(_image(6), other))
+    finally:
+        batcher.close()
+    assert (own, probs) == (5.0, 6.0) and predict.batches == [[(4, 4, 3)]] and other.batches == [[(4, 4, 3)]]
+
+
+def test_a_batch_of_only_another_functions_images_times_no_phantom_batch(monkeypatch):
+    """With ``any_size``, a batch holding only images for another model function makes no empty shared group: an
+    empty group's run would enter a near-zero batch time into the moving average behind Retry-After."""
+    import itertools
+    import types
+
+    from liteseg.serve import batcher as batcher_module
+
+    clock = itertools.chain([0.0, 0.5], itertools.repeat(100.0))  # the first run takes 0.5 s, any later one 0 s
+    monkeypatch.setattr(batcher_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock),
+                                                                      monotonic=time.monotonic))
+    predict, other = Recorder(), Recorder()
+    batcher = DynamicBatcher(predict, max_batch=10, max_wait_ms=0, any_size=True)
+    try:
+        assert batcher.submit(_image(3), other).result(10) == 3.0
+        assert batcher.queue_full(1000).headers["Retry-After"] == "50"  # 100 batches x 0.5 s, the one real batch
+    finally:
+        batcher.close()
+    assert predict.batches == [] and other.batches == [[(4, 4, 3)]]
