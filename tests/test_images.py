@@ -26,7 +26,11 @@ def _cases() -> dict[str, tuple[Image.Image, np.ndarray, str | None]]:
     rgba = np.dstack([RGB, np.full(RGB.shape[:2], 7, np.uint8)])
     cmyk = Image.fromarray(RGB).convert("CMYK")
     scaled16 = np.round(GREY16 / 257.0).astype(np.uint8)
+    # grey+alpha 3 rows high: its HWC array (3, 6, 2) has the shape of a channels-first one, which arrays get refused
+    grey_alpha = np.dstack([RGB[:3, :, 0].repeat(2, axis=1)[:, :6], np.full((3, 6), 9, np.uint8)])
     return {
+        "grey+alpha, 3 rows": (Image.fromarray(grey_alpha, mode="LA"), np.repeat(grey_alpha[:, :, :1], 3, axis=2),
+                               "grayscale+alpha image: alpha dropped"),
         "16-bit": (Image.fromarray(GREY16), np.repeat(scaled16[:, :, None], 3, axis=2), "16-bit image scaled"),
         "grayscale": (Image.fromarray(RGB[:, :, 0]), np.repeat(RGB[:, :, :1], 3, axis=2), "grayscale"),
         "palette": (palette, expected_palette, "palette image converted to RGB"),
@@ -63,7 +67,7 @@ def test_exif_orientation_is_applied(tmp_path):
     assert rgb[0, 1].min() > 200 and rgb[3, 0].max() < 50  # the top-left corner went to the top right
 
 
-@pytest.mark.parametrize("name", ["16-bit", "palette+transparency", "rgba", "cmyk", "grayscale"])
+@pytest.mark.parametrize("name", ["16-bit", "palette+transparency", "rgba", "cmyk", "grayscale", "grey+alpha, 3 rows"])
 def test_predict_serve_and_datasets_see_the_same_pixels(name, tmp_path):
     image, expected, _ = _cases()[name]
     path = tmp_path / ("x.tiff" if name == "cmyk" else "x.png")

@@ -47,14 +47,16 @@ _SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I")
 _VIA_PILLOW = {"P": "palette", "CMYK": "CMYK", "YCbCr": "YCbCr", "LAB": "LAB", "HSV": "HSV", "1": "bilevel"}
 
 
-def to_rgb(array: np.ndarray, source: str = "array", channel_order: str = "rgb") -> tuple[np.ndarray, list[str]]:
+def to_rgb(array: np.ndarray, source: str = "array", channel_order: str = "rgb",
+           hwc: bool = False) -> tuple[np.ndarray, list[str]]:
     """Any image array -> ``[H, W, 3]`` uint8 RGB, with a note for each conversion made (see the module doc).
 
-    ``channel_order="bgr"`` swaps channels (OpenCV arrays).
+    ``channel_order="bgr"`` swaps channels (OpenCV arrays). ``hwc``: the layout is known to be HWC (a decoded
+    image), so a shape that looks channels-first (a grey+alpha image 1, 3 or 4 rows high) is not refused.
     """
     notes: list[str] = []
     a = np.asarray(array)
-    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 3, 4):
+    if not hwc and a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 3, 4):
         raise InputError(f"{source}: array of shape {a.shape} looks channels-first; pass [H, W, C] (HWC) images")
     if a.size == 0 or a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 2, 3, 4)):
         raise InputError(f"{source}: expected an [H, W] or [H, W, 1|3|4] image, got shape {a.shape}")
@@ -100,7 +102,7 @@ def pil_to_rgb(img: Image.Image, source: str = "PIL image") -> tuple[np.ndarray,
         notes.append(f"{_VIA_PILLOW[img.mode]} image converted to RGB")
     else:
         arr = np.asarray(img)
-    rgb, more = to_rgb(arr, source)
+    rgb, more = to_rgb(arr, source, hwc=True)
     return rgb, notes + more
 
 

@@ -211,10 +211,12 @@ def test_label_pngs_are_8_bit_up_to_id_255_then_16_bit(top, bits):
     np.testing.assert_array_equal(_decode(data), labels)
 
 
-def test_cityscapes_ids_beyond_the_train_ids_are_clamped_not_an_error():
-    ids = cityscapes_ids(np.array([[0, 18], [19, 255]]))
+def test_cityscapes_ids_outside_the_train_ids_are_unlabeled_not_an_error():
+    """Train ids 0 and 18 are labelIds 7 (road) and 33 (bicycle); 19, 255 (ignore) and -1 are 0 (unlabeled), not
+    bicycle as a clamp gave."""
+    ids = cityscapes_ids(np.array([[0, 18, -1], [19, 255, 5]]))
     assert ids.dtype == np.uint8
-    np.testing.assert_array_equal(ids, [[7, 33], [33, 33]])
+    np.testing.assert_array_equal(ids, [[7, 33, 0], [0, 0, 17]])
 
 
 class _FakeVideo:

@@ -60,9 +60,12 @@ def labels_png(labels: np.ndarray) -> bytes:
 
 
 def cityscapes_ids(labels: np.ndarray) -> np.ndarray:
-    """Cityscapes train ids -> labelIds (uint8), the ids the benchmark server expects."""
+    """Cityscapes train ids -> labelIds (uint8), the ids the benchmark server expects; an id outside the 19 train
+    ids (255, Cityscapes' ignore id) is labelId 0, "unlabeled"."""
     table = np.asarray(CITYSCAPES_TRAINID_TO_LABELID, dtype=np.uint8)
-    return table[np.asarray(labels).clip(0, len(table) - 1)]
+    labels = np.asarray(labels)
+    inside = (labels >= 0) & (labels < len(table))
+    return np.where(inside, table[np.where(inside, labels, 0)], 0).astype(np.uint8)
 
 
 def legend_png(class_names: Sequence[str], palette: Sequence[Sequence[int]]) -> bytes:
