@@ -347,3 +347,22 @@ def test_a_video_that_reads_back_short_is_not_published(tmp_path, monkeypatch):
     with pytest.raises(WriteError, match="reads back 1 of 2 frames"):
         video.close()
     assert not video.published and list(tmp_path.iterdir()) == []
+
+
+def test_an_aborted_video_leaves_no_file_and_a_closed_one_is_published(tmp_path):
+    """``abort`` removes the temporary file (nothing under the target name, nothing beside it); ``close`` publishes
+    the frames under the target name."""
+    require_module("cv2")
+    frames = [np.full((16, 24, 3), v, np.uint8) for v in (0, 128, 255)]
+    aborted = VideoWriter(tmp_path / "failed.mp4", 5.0)
+    for frame in frames:
+        aborted.write(frame)
+    assert len(list(tmp_path.iterdir())) == 1  # the temporary file, while frames come
+    aborted.abort()
+    assert list(tmp_path.iterdir()) == [] and not aborted.published
+    done = VideoWriter(tmp_path / "done.mp4", 5.0)
+    for frame in frames:
+        done.write(frame)
+    done.close()
+    assert done.published and [p.name for p in tmp_path.iterdir()] == ["done.mp4"]
+    assert video_writer.video_frame_count(tmp_path / "done.mp4") == 3
