@@ -58,6 +58,17 @@ def test_argmax_channels_equals_numpy_ties_and_nan_included(channels):
     assert got.dtype == (np.uint8 if channels <= 256 else np.int64)
 
 
+def test_argmax_channels_fast_path_gives_uint8_and_no_channels_fails_as_numpy():
+    """Without a NaN (the test above has one, which takes numpy's path) the running maximum's own ids are uint8;
+    zero channels raise numpy's ValueError, not an IndexError from the fast path."""
+    scores = np.random.RandomState(3).randn(5, 7, 9).astype(np.float32)
+    got = argmax_channels(scores)
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, scores.argmax(axis=0))
+    with pytest.raises(ValueError, match="empty sequence"):
+        argmax_channels(np.zeros((0, 2, 2), np.float32))
+
+
 @pytest.mark.parametrize("dtype, classes", [(np.uint8, 11), (np.int64, 19), (np.int32, 300)])
 def test_color_image_renders_the_colorize_colours(dtype, classes, tmp_path):
     """The palette PNG (class ids up to 255) decodes to exactly colorize()'s RGB, ignore (255) black included."""
