@@ -27,7 +27,8 @@ def _cases() -> dict[str, tuple[Image.Image, np.ndarray, str | None]]:
     cmyk = Image.fromarray(RGB).convert("CMYK")
     scaled16 = np.round(GREY16 / 257.0).astype(np.uint8)
     # grey+alpha 3 rows high: its HWC array (3, 6, 2) has the shape of a channels-first one, which arrays get refused
-    grey_alpha = np.dstack([RGB[:3, :, 0].repeat(2, axis=1)[:, :6], np.full((3, 6), 9, np.uint8)])
+    grey = np.random.RandomState(1).randint(0, 256, (3, 6), dtype=np.uint8)
+    grey_alpha = np.dstack([grey, np.full((3, 6), 9, np.uint8)])
     return {
         "grey+alpha, 3 rows": (Image.fromarray(grey_alpha, mode="LA"), np.repeat(grey_alpha[:, :, :1], 3, axis=2),
                                "grayscale+alpha image: alpha dropped"),

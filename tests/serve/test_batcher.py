@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import types
 
 import numpy as np
 import pytest
@@ -26,6 +27,16 @@ class Recorder:
         if self.fail:
             raise RuntimeError("model exploded")
         return [float(im.mean()) for im in images]
+
+
+def fake_batch_clock(monkeypatch, readings) -> None:
+    """The batcher's ``time.perf_counter`` reads ``readings`` in turn (a batch's time is its end minus its start);
+    ``monotonic`` (the batching wait) stays real."""
+    from liteseg.serve import batcher as batcher_module
+
+    clock = iter(readings)
+    monkeypatch.setattr(batcher_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock),
+                                                                      monotonic=time.monotonic))
 
 
 def _image(value: int, h: int = 4, w: int = 4) -> np.ndarray:
@@ -198,13 +209,7 @@ def test_defaults_option_checks_and_the_worker_thread():
 def test_retry_after_is_queued_batches_times_a_moving_average_of_batch_times(monkeypatch, caplog):
     """Retry-After = ceil(waiting / max_batch * t), t the batch time: 1 s before any batch, then the first batch's
     time, then 0.8 t + 0.2 (the newest); the batcher's clock is faked so the times are exact."""
-    import types
-
-    from liteseg.serve import batcher as batcher_module
-
-    clock = iter([0.0, 0.5, 10.0, 10.1, 20.0, 20.0])  # perf_counter at the start and end of each batch
-    monkeypatch.setattr(batcher_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock),
-                                                                      monotonic=time.monotonic))
+    fake_batch_clock(monkeypatch, [0.0, 0.5, 10.0, 10.1, 20.0, 20.0])  # the start and end of each batch
     predict = Recorder()
     batcher = DynamicBatcher(predict, max_batch=10, max_wait_ms=0, max_queue=64)
     try:
@@ -280,13 +285,8 @@ def test_a_batch_of_only_another_functions_images_times_no_phantom_batch(monkeyp
     """With ``any_size``, a batch holding only images for another model function makes no empty shared group: an
     empty group's run would enter a near-zero batch time into the moving average behind Retry-After."""
     import itertools
-    import types
 
-    from liteseg.serve import batcher as batcher_module
-
-    clock = itertools.chain([0.0, 0.5], itertools.repeat(100.0))  # the first run takes 0.5 s, any later one 0 s
-    monkeypatch.setattr(batcher_module, "time", types.SimpleNamespace(perf_counter=lambda: next(clock),
-                                                                      monotonic=time.monotonic))
+    fake_batch_clock(monkeypatch, itertools.chain([0.0, 0.5], itertools.repeat(100.0)))  # 0.5 s, then 0 s runs
     predict, other = Recorder(), Recorder()
     batcher = DynamicBatcher(predict, max_batch=10, max_wait_ms=0, any_size=True)
     try:
